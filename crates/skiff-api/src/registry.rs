@@ -45,16 +45,37 @@ pub struct ResourceDef {
 }
 
 /// The eight standard verbs.
-pub const ALL_VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
 /// Namespaces have no deletecollection upstream.
 const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
 
 const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
-    Subresource { name: "status", group, version, kind, verbs: SUB_VERBS }
+    Subresource {
+        name: "status",
+        group,
+        version,
+        kind,
+        verbs: SUB_VERBS,
+    }
 }
 const fn scale() -> Subresource {
-    Subresource { name: "scale", group: "autoscaling", version: "v1", kind: "Scale", verbs: SUB_VERBS }
+    Subresource {
+        name: "scale",
+        group: "autoscaling",
+        version: "v1",
+        kind: "Scale",
+        verbs: SUB_VERBS,
+    }
 }
 
 macro_rules! res {
@@ -68,47 +89,318 @@ macro_rules! res {
 }
 
 const POD_SUBS: &[Subresource] = &[
-    Subresource { name: "binding", group: "", version: "v1", kind: "Binding", verbs: &["create"] },
-    Subresource { name: "eviction", group: "policy", version: "v1", kind: "Eviction", verbs: &["create"] },
+    Subresource {
+        name: "binding",
+        group: "",
+        version: "v1",
+        kind: "Binding",
+        verbs: &["create"],
+    },
+    Subresource {
+        name: "eviction",
+        group: "policy",
+        version: "v1",
+        kind: "Eviction",
+        verbs: &["create"],
+    },
     status("", "v1", "Pod"),
 ];
 
 /// Every resource served, in discovery order (core first, then groups in upstream order).
 pub static RESOURCES: &[ResourceDef] = &[
     // core/v1, alphabetical as upstream lists it
-    res!("", "v1", "ConfigMap", "configmaps", "configmap", true, ["cm"], [], ALL_VERBS, []),
-    res!("", "v1", "Endpoints", "endpoints", "endpoints", true, ["ep"], [], ALL_VERBS, []),
+    res!(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        "configmap",
+        true,
+        ["cm"],
+        [],
+        ALL_VERBS,
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        "endpoints",
+        true,
+        ["ep"],
+        [],
+        ALL_VERBS,
+        []
+    ),
     res!("", "v1", "Event", "events", "event", true, ["ev"], [], ALL_VERBS, []),
-    res!("", "v1", "LimitRange", "limitranges", "limitrange", true, ["limits"], [], ALL_VERBS, []),
-    res!("", "v1", "Namespace", "namespaces", "namespace", false, ["ns"], [], NS_VERBS, [status("", "v1", "Namespace")]),
-    res!("", "v1", "Node", "nodes", "node", false, ["no"], [], ALL_VERBS, [status("", "v1", "Node")]),
-    res!("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", "persistentvolumeclaim", true, ["pvc"], [], ALL_VERBS, [status("", "v1", "PersistentVolumeClaim")]),
-    res!("", "v1", "PersistentVolume", "persistentvolumes", "persistentvolume", false, ["pv"], [], ALL_VERBS, [status("", "v1", "PersistentVolume")]),
-    ResourceDef { subresources: POD_SUBS, ..res!("", "v1", "Pod", "pods", "pod", true, ["po"], ["all"], ALL_VERBS, []) },
-    res!("", "v1", "ReplicationController", "replicationcontrollers", "replicationcontroller", true, ["rc"], ["all"], ALL_VERBS, [scale(), status("", "v1", "ReplicationController")]),
-    res!("", "v1", "ResourceQuota", "resourcequotas", "resourcequota", true, ["quota"], [], ALL_VERBS, [status("", "v1", "ResourceQuota")]),
+    res!(
+        "",
+        "v1",
+        "LimitRange",
+        "limitranges",
+        "limitrange",
+        true,
+        ["limits"],
+        [],
+        ALL_VERBS,
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        "namespace",
+        false,
+        ["ns"],
+        [],
+        NS_VERBS,
+        [status("", "v1", "Namespace")]
+    ),
+    res!(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        "node",
+        false,
+        ["no"],
+        [],
+        ALL_VERBS,
+        [status("", "v1", "Node")]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        true,
+        ["pvc"],
+        [],
+        ALL_VERBS,
+        [status("", "v1", "PersistentVolumeClaim")]
+    ),
+    res!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        false,
+        ["pv"],
+        [],
+        ALL_VERBS,
+        [status("", "v1", "PersistentVolume")]
+    ),
+    ResourceDef {
+        subresources: POD_SUBS,
+        ..res!("", "v1", "Pod", "pods", "pod", true, ["po"], ["all"], ALL_VERBS, [])
+    },
+    res!(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        "replicationcontroller",
+        true,
+        ["rc"],
+        ["all"],
+        ALL_VERBS,
+        [scale(), status("", "v1", "ReplicationController")]
+    ),
+    res!(
+        "",
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        "resourcequota",
+        true,
+        ["quota"],
+        [],
+        ALL_VERBS,
+        [status("", "v1", "ResourceQuota")]
+    ),
     res!("", "v1", "Secret", "secrets", "secret", true, [], [], ALL_VERBS, []),
-    res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", true, ["sa"], [], ALL_VERBS, []),
-    res!("", "v1", "Service", "services", "service", true, ["svc"], ["all"], ALL_VERBS, [status("", "v1", "Service")]),
+    res!(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        "serviceaccount",
+        true,
+        ["sa"],
+        [],
+        ALL_VERBS,
+        []
+    ),
+    res!(
+        "",
+        "v1",
+        "Service",
+        "services",
+        "service",
+        true,
+        ["svc"],
+        ["all"],
+        ALL_VERBS,
+        [status("", "v1", "Service")]
+    ),
     // apps/v1
-    res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", true, [], [], ALL_VERBS, []),
-    res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", true, ["ds"], ["all"], ALL_VERBS, [status("apps", "v1", "DaemonSet")]),
-    res!("apps", "v1", "Deployment", "deployments", "deployment", true, ["deploy"], ["all"], ALL_VERBS, [scale(), status("apps", "v1", "Deployment")]),
-    res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", true, ["rs"], ["all"], ALL_VERBS, [scale(), status("apps", "v1", "ReplicaSet")]),
-    res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", true, ["sts"], ["all"], ALL_VERBS, [scale(), status("apps", "v1", "StatefulSet")]),
+    res!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        true,
+        [],
+        [],
+        ALL_VERBS,
+        []
+    ),
+    res!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        true,
+        ["ds"],
+        ["all"],
+        ALL_VERBS,
+        [status("apps", "v1", "DaemonSet")]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        true,
+        ["deploy"],
+        ["all"],
+        ALL_VERBS,
+        [scale(), status("apps", "v1", "Deployment")]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        true,
+        ["rs"],
+        ["all"],
+        ALL_VERBS,
+        [scale(), status("apps", "v1", "ReplicaSet")]
+    ),
+    res!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        true,
+        ["sts"],
+        ["all"],
+        ALL_VERBS,
+        [scale(), status("apps", "v1", "StatefulSet")]
+    ),
     // events.k8s.io/v1: a second view of core events
-    ResourceDef { storage_group: Some(""), ..res!("events.k8s.io", "v1", "Event", "events", "event", true, ["ev"], [], ALL_VERBS, []) },
+    ResourceDef {
+        storage_group: Some(""),
+        ..res!(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            "event",
+            true,
+            ["ev"],
+            [],
+            ALL_VERBS,
+            []
+        )
+    },
     // autoscaling/v2
-    res!("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", "horizontalpodautoscaler", true, ["hpa"], ["all"], ALL_VERBS, [status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
+    res!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        true,
+        ["hpa"],
+        ["all"],
+        ALL_VERBS,
+        [status("autoscaling", "v2", "HorizontalPodAutoscaler")]
+    ),
     // batch/v1
-    res!("batch", "v1", "CronJob", "cronjobs", "cronjob", true, ["cj"], ["all"], ALL_VERBS, [status("batch", "v1", "CronJob")]),
-    res!("batch", "v1", "Job", "jobs", "job", true, [], ["all"], ALL_VERBS, [status("batch", "v1", "Job")]),
+    res!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        true,
+        ["cj"],
+        ["all"],
+        ALL_VERBS,
+        [status("batch", "v1", "CronJob")]
+    ),
+    res!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        true,
+        [],
+        ["all"],
+        ALL_VERBS,
+        [status("batch", "v1", "Job")]
+    ),
     // networking.k8s.io/v1
-    res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", true, ["ing"], [], ALL_VERBS, [status("networking.k8s.io", "v1", "Ingress")]),
+    res!(
+        "networking.k8s.io",
+        "v1",
+        "Ingress",
+        "ingresses",
+        "ingress",
+        true,
+        ["ing"],
+        [],
+        ALL_VERBS,
+        [status("networking.k8s.io", "v1", "Ingress")]
+    ),
     // coordination.k8s.io/v1
-    res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", true, [], [], ALL_VERBS, []),
+    res!(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        "lease",
+        true,
+        [],
+        [],
+        ALL_VERBS,
+        []
+    ),
     // discovery.k8s.io/v1
-    res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", true, [], [], ALL_VERBS, []),
+    res!(
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+        "endpointslices",
+        "endpointslice",
+        true,
+        [],
+        [],
+        ALL_VERBS,
+        []
+    ),
 ];
 
 impl ResourceDef {
@@ -189,19 +481,25 @@ pub fn group_versions() -> Vec<(&'static str, &'static str)> {
 }
 
 /// Resources of one group version, in discovery order.
-pub fn resources_in(group: &str, version: &str) -> impl Iterator<Item = &'static ResourceDef> + use<'_> {
-    RESOURCES.iter().filter(move |r| r.group == group && r.version == version)
+pub fn resources_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item = &'static ResourceDef> + use<'a> {
+    RESOURCES
+        .iter()
+        .filter(move |r| r.group == group && r.version == version)
 }
 
 /// Looks up a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Looks up a resource by `apiVersion` and kind, as found in an object body.
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
     let (group, version) = split_api_version(api_version);
-    RESOURCES.iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// Splits `apps/v1` into `("apps", "v1")` and `v1` into `("", "v1")`.
@@ -219,7 +517,10 @@ mod tests {
     #[test]
     fn keys_follow_the_registry_layout() {
         let deploy = find("apps", "v1", "deployments").unwrap();
-        assert_eq!(deploy.key(Some("default"), "web"), "/registry/apps/deployments/default/web");
+        assert_eq!(
+            deploy.key(Some("default"), "web"),
+            "/registry/apps/deployments/default/web"
+        );
         assert_eq!(deploy.qualified_plural(), "deployments.apps");
         let node = find("", "v1", "nodes").unwrap();
         assert_eq!(node.key(None, "n1"), "/registry/core/nodes/n1");

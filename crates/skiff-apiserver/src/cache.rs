@@ -1,0 +1,263 @@
+//! The watch cache: every object of every resource in memory, fed by one store watch, with a
+//! bounded event history per resource so LIST and WATCH never read the store.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+use skiff_api::registry::{ResourceDef, RESOURCES};
+use skiff_store::{EventType, KeyValue, Store};
+use tokio::sync::{broadcast, watch};
+
+/// How many events each resource keeps for watch resumption.
+const HISTORY: usize = 10_000;
+/// Buffer of the live fan-out channel; a watcher further behind than this is ended (it relists).
+const FANOUT: usize = 16_384;
+
+/// Kind of a watch event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed; the object is its last state.
+    Deleted,
+}
+
+impl EventKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "ADDED",
+            EventKind::Modified => "MODIFIED",
+            EventKind::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change of one object, shared by every watcher.
+#[derive(Debug)]
+pub struct WatchEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// The object after the change (its last state for deletions).
+    pub object: Arc<Value>,
+    /// The object before the change, if it existed.
+    pub prev: Option<Arc<Value>>,
+    /// Revision of the change.
+    pub revision: i64,
+    /// `{"type":..,"object":..}\n`, serialized once for all plain-JSON watchers.
+    json: OnceLock<Bytes>,
+}
+
+impl WatchEvent {
+    fn new(kind: EventKind, object: Arc<Value>, prev: Option<Arc<Value>>, revision: i64) -> Self {
+        WatchEvent { kind, object, prev, revision, json: OnceLock::new() }
+    }
+
+    /// The event as one line of a JSON watch stream, serialized on first use.
+    pub fn json_line(&self) -> Bytes {
+        self.json
+            .get_or_init(|| {
+                let mut v = serde_json::to_vec(&serde_json::json!({"type": self.kind.as_str(), "object": &*self.object}))
+                    .unwrap_or_default();
+                v.push(b'\n');
+                Bytes::from(v)
+            })
+            .clone()
+    }
+}
+
+struct ResourceCache {
+    objects: BTreeMap<String, Arc<Value>>,
+    history: VecDeque<Arc<WatchEvent>>,
+    /// Every event with a revision above this is in `history`.
+    history_from: i64,
+    tx: broadcast::Sender<Arc<WatchEvent>>,
+}
+
+/// A started watch: the events since the requested revision, then the live receiver.
+pub struct Subscription {
+    /// Events to send first.
+    pub backlog: Vec<Arc<WatchEvent>>,
+    /// Live events.
+    pub live: broadcast::Receiver<Arc<WatchEvent>>,
+}
+
+/// The cache of all resources.
+pub struct Cache {
+    resources: HashMap<String, RwLock<ResourceCache>>,
+    revision: watch::Sender<i64>,
+}
+
+/// Parses a stored value into an object carrying its resourceVersion.
+pub fn decode_kv(kv: &KeyValue, revision: i64) -> Option<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value).ok()?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
+    }
+    Some(v)
+}
+
+/// The resource prefix (`/registry/<group>/<plural>/`) of a store key.
+fn prefix_of(key: &str) -> Option<&str> {
+    let mut slashes = key.match_indices('/').map(|(i, _)| i);
+    let end = slashes.nth(3)?;
+    Some(&key[..=end])
+}
+
+impl Cache {
+    /// Loads every object from the store and keeps the cache current until the store closes.
+    pub async fn start(store: Arc<dyn Store>) -> Result<Arc<Cache>, skiff_store::StoreError> {
+        let resp = store.range("/registry/", None, 0).await?;
+        let mut resources = HashMap::new();
+        for def in RESOURCES {
+            resources.entry(def.key_prefix()).or_insert_with(|| {
+                RwLock::new(ResourceCache {
+                    objects: BTreeMap::new(),
+                    history: VecDeque::new(),
+                    history_from: resp.revision,
+                    tx: broadcast::channel(FANOUT).0,
+                })
+            });
+        }
+        for kv in &resp.kvs {
+            let (Some(prefix), Some(obj)) = (prefix_of(&kv.key), decode_kv(kv, kv.mod_revision)) else {
+                tracing::warn!(key = %kv.key, "skipping unreadable stored object");
+                continue;
+            };
+            if let Some(rc) = resources.get(prefix) {
+                rc.write().objects.insert(kv.key.clone(), Arc::new(obj));
+            }
+        }
+        let cache = Arc::new(Cache { resources, revision: watch::channel(resp.revision).0 });
+        let mut stream = store.watch("/registry/", resp.revision + 1)?;
+        let c = cache.clone();
+        tokio::spawn(async move {
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(events) => c.apply(events),
+                    Err(e) => {
+                        // The store watch is in-process and drained promptly; losing it means
+                        // the cache can no longer be trusted, so stop serving rather than lie.
+                        tracing::error!(error = %e, "store watch failed; watch cache is stale");
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(cache)
+    }
+
+    fn apply(&self, events: Vec<skiff_store::Event>) {
+        let mut last = None;
+        for ev in events {
+            let rev = ev.kv.mod_revision;
+            last = Some(rev);
+            let Some(rc) = prefix_of(&ev.kv.key).and_then(|p| self.resources.get(p)) else { continue };
+            let Some(obj) = decode_kv(&ev.kv, rev) else {
+                tracing::warn!(key = %ev.kv.key, "unreadable object in store event");
+                continue;
+            };
+            let obj = Arc::new(obj);
+            let mut rc = rc.write();
+            let prev = match ev.kind {
+                EventType::Put => rc.objects.insert(ev.kv.key.clone(), obj.clone()),
+                EventType::Delete => rc.objects.remove(&ev.kv.key),
+            };
+            let kind = match (ev.kind, &prev) {
+                (EventType::Delete, _) => EventKind::Deleted,
+                (EventType::Put, None) => EventKind::Added,
+                (EventType::Put, Some(_)) => EventKind::Modified,
+            };
+            let we = Arc::new(WatchEvent::new(kind, obj, prev, rev));
+            if rc.history.len() >= HISTORY {
+                if let Some(old) = rc.history.pop_front() {
+                    rc.history_from = old.revision;
+                }
+            }
+            rc.history.push_back(we.clone());
+            let _ = rc.tx.send(we);
+        }
+        if let Some(rev) = last {
+            self.revision.send_modify(|r| *r = (*r).max(rev));
+        }
+    }
+
+    /// The revision the cache has caught up to.
+    pub fn revision(&self) -> i64 {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache has applied `revision` (read-your-writes after a store write).
+    pub async fn wait_for(&self, revision: i64) {
+        let mut rx = self.revision.subscribe();
+        let _ = rx.wait_for(|r| *r >= revision).await;
+    }
+
+    fn rc(&self, def: &ResourceDef) -> &RwLock<ResourceCache> {
+        // Every registered resource has a cache (built from RESOURCES in start).
+        &self.resources[&def.key_prefix()]
+    }
+
+    /// One object by store key.
+    pub fn get(&self, def: &ResourceDef, key: &str) -> Option<Arc<Value>> {
+        self.rc(def).read().objects.get(key).cloned()
+    }
+
+    /// Objects whose key starts with `prefix`, after `start_after`, in key order, with the
+    /// cache revision they were read at.
+    pub fn list(&self, def: &ResourceDef, prefix: &str, start_after: Option<&str>) -> (Vec<(String, Arc<Value>)>, i64) {
+        let rc = self.rc(def).read();
+        let rev = self.revision();
+        let iter: Box<dyn Iterator<Item = (&String, &Arc<Value>)>> = match start_after {
+            Some(s) => Box::new(rc.objects.range::<str, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))),
+            None => Box::new(rc.objects.range::<str, _>(prefix..)),
+        };
+        let items = iter.take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        (items, rev)
+    }
+
+    /// Number of objects of a resource under a prefix (cheap existence checks).
+    pub fn count(&self, def: &ResourceDef, prefix: &str) -> usize {
+        let rc = self.rc(def).read();
+        rc.objects.range::<str, _>(prefix..).take_while(|(k, _)| k.starts_with(prefix)).count()
+    }
+
+    /// Starts a watch of a resource: `from = None` gives synthetic ADDED events for every
+    /// current object; `Some(rv)` gives the events after `rv`, or `Err(oldest)` when the
+    /// history no longer reaches back that far.
+    pub fn subscribe(&self, def: &ResourceDef, from: Option<i64>) -> Result<Subscription, i64> {
+        let rc = self.rc(def).read();
+        let live = rc.tx.subscribe();
+        let backlog = match from {
+            None => rc
+                .objects
+                .values()
+                .map(|o| {
+                    let rev = o["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    Arc::new(WatchEvent::new(EventKind::Added, o.clone(), None, rev))
+                })
+                .collect(),
+            Some(rv) if rv < rc.history_from => return Err(rc.history_from),
+            Some(rv) => rc.history.iter().filter(|e| e.revision > rv).cloned().collect(),
+        };
+        Ok(Subscription { backlog, live })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_group_and_resource() {
+        assert_eq!(prefix_of("/registry/core/pods/default/a"), Some("/registry/core/pods/"));
+        assert_eq!(prefix_of("/registry/core/nodes/n1"), Some("/registry/core/nodes/"));
+        assert_eq!(prefix_of("/registry/x"), None);
+    }
+}

@@ -1,0 +1,32 @@
+//! Shared state of the API server.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use skiff_api::registry::{self, ResourceDef};
+use skiff_store::Store;
+
+use crate::cache::Cache;
+
+/// Everything request handlers share.
+pub struct ApiServer {
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    /// The watch cache fed from it.
+    pub cache: Arc<Cache>,
+    /// Bearer token of the admin user.
+    pub admin_token: String,
+}
+
+impl ApiServer {
+    /// The namespace object, if it exists.
+    pub fn namespace(&self, name: &str) -> Option<Arc<Value>> {
+        let def = namespaces();
+        self.cache.get(def, &def.key(None, name))
+    }
+}
+
+/// The core/v1 namespaces resource.
+pub fn namespaces() -> &'static ResourceDef {
+    registry::find("", "v1", "namespaces").expect("namespaces is a registered resource")
+}
