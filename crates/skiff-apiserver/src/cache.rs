@@ -86,6 +86,8 @@ pub struct Subscription {
     pub backlog: Vec<Arc<WatchEvent>>,
     /// Live events.
     pub live: broadcast::Receiver<Arc<WatchEvent>>,
+    /// A revision covering the backlog (for the initial-events-end bookmark).
+    pub revision: i64,
 }
 
 /// The cache of all resources.
@@ -216,7 +218,7 @@ impl Cache {
         let rev = self.revision();
         let iter: Box<dyn Iterator<Item = (&String, &Arc<Value>)>> = match start_after {
             Some(s) => Box::new(rc.objects.range::<str, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))),
-            None => Box::new(rc.objects.range::<str, _>(prefix..)),
+            None => Box::new(rc.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))),
         };
         let items = iter.take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
         (items, rev)
@@ -225,7 +227,7 @@ impl Cache {
     /// Number of objects of a resource under a prefix (cheap existence checks).
     pub fn count(&self, def: &ResourceDef, prefix: &str) -> usize {
         let rc = self.rc(def).read();
-        rc.objects.range::<str, _>(prefix..).take_while(|(k, _)| k.starts_with(prefix)).count()
+        rc.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix)).count()
     }
 
     /// Starts a watch of a resource: `from = None` gives synthetic ADDED events for every
@@ -234,7 +236,8 @@ impl Cache {
     pub fn subscribe(&self, def: &ResourceDef, from: Option<i64>) -> Result<Subscription, i64> {
         let rc = self.rc(def).read();
         let live = rc.tx.subscribe();
-        let backlog = match from {
+        let mut revision = self.revision();
+        let backlog: Vec<Arc<WatchEvent>> = match from {
             None => rc
                 .objects
                 .values()
@@ -246,7 +249,8 @@ impl Cache {
             Some(rv) if rv < rc.history_from => return Err(rc.history_from),
             Some(rv) => rc.history.iter().filter(|e| e.revision > rv).cloned().collect(),
         };
-        Ok(Subscription { backlog, live })
+        revision = backlog.iter().map(|e| e.revision).fold(revision, i64::max);
+        Ok(Subscription { backlog, live, revision })
     }
 }
 

@@ -139,6 +139,14 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 `pods "x" is forbidden: <why>` (admission refusals).
+    pub fn forbidden_object(def: &ResourceDef, name: &str, why: &str) -> Self {
+        ApiError {
+            details: Some(details(def, name)),
+            ..Self::new(403, "Forbidden", format!("{} \"{}\" is forbidden: {}", def.qualified_plural(), name, why))
+        }
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut s = json!({

@@ -1,1 +1,93 @@
-//! skiff-apiserver
+//! The skiff API server: a Kubernetes API (discovery, OpenAPI, REST, watch) over a durable
+//! store, with a watch cache so LIST and WATCH never read disk.
+
+pub mod alloc;
+pub mod body;
+pub mod bootstrap;
+pub mod cache;
+pub mod convert;
+pub mod discovery;
+pub mod errors;
+pub mod meta;
+pub mod namespaces;
+pub mod output;
+pub mod request;
+pub mod rest;
+pub mod server;
+pub mod state;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use skiff_store::{RedbStore, Store};
+use tokio::net::TcpListener;
+
+pub use state::ApiServer;
+
+/// How to start the API server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory of the store, certificates and kubeconfig.
+    pub data_dir: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Extra names or addresses for the serving certificate.
+    pub extra_hosts: Vec<String>,
+}
+
+/// Why the API server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file or socket operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Certificates or credentials could not be created or read.
+    #[error(transparent)]
+    Pki(#[from] tls::PkiError),
+    /// The store could not be opened.
+    #[error("opening the store: {0}")]
+    Store(#[from] skiff_store::StoreError),
+    /// Creating the initial objects failed.
+    #[error("creating system objects: {0}")]
+    Bootstrap(String),
+}
+
+/// A running API server.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// `https://…` URL clients use.
+    pub url: String,
+    /// Path of the admin kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Shared state (store, cache, credentials).
+    pub server: Arc<ApiServer>,
+}
+
+/// Opens the store, loads the watch cache, creates credentials and system objects, and
+/// starts serving; returns once the listener is bound and the server is ready.
+pub async fn start(cfg: Config) -> Result<Running, StartError> {
+    let io = |what: String| move |source| StartError::Io { what, source };
+    std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    let pki = tls::Pki::load_or_create(&cfg.data_dir, &cfg.extra_hosts)?;
+    let store: Arc<dyn Store> = RedbStore::open(cfg.data_dir.join("store.redb"))?;
+    let cache = cache::Cache::start(store.clone()).await?;
+    let server = Arc::new(ApiServer::new(store, cache, pki.admin_token.clone()));
+    let listener = TcpListener::bind(cfg.listen).await.map_err(io(format!("listening on {}", cfg.listen)))?;
+    let addr = listener.local_addr().map_err(io("reading the listen address".into()))?;
+    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let url = format!("https://{host}:{}", addr.port());
+    let kubeconfig = pki.write_kubeconfig(&cfg.data_dir, &url)?;
+    bootstrap::run(&server, addr).await.map_err(|e| StartError::Bootstrap(e.message))?;
+    tokio::spawn(namespaces::run(server.clone()));
+    tokio::spawn(server::serve(listener, pki.server_config()?, server::router(server.clone())));
+    tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server ready");
+    Ok(Running { addr, url, kubeconfig, server })
+}

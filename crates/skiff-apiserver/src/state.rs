@@ -16,9 +16,16 @@ pub struct ApiServer {
     pub cache: Arc<Cache>,
     /// Bearer token of the admin user.
     pub admin_token: String,
+    /// Serializes Service address and port allocation.
+    pub service_lock: tokio::sync::Mutex<()>,
 }
 
 impl ApiServer {
+    /// Shared state over a store and its cache.
+    pub fn new(store: Arc<dyn Store>, cache: Arc<Cache>, admin_token: String) -> Self {
+        ApiServer { store, cache, admin_token, service_lock: tokio::sync::Mutex::new(()) }
+    }
+
     /// The namespace object, if it exists.
     pub fn namespace(&self, name: &str) -> Option<Arc<Value>> {
         let def = namespaces();

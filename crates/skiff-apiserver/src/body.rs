@@ -1,0 +1,104 @@
+//! Request bodies: size limit, and decoding JSON, YAML and protobuf into JSON values.
+
+use axum::body::Body;
+use http::HeaderMap;
+use http_body_util::{BodyExt, Limited};
+use serde_json::Value;
+
+use crate::errors::{ApiError, ApiResult};
+
+/// Largest request body accepted, as kube-apiserver's default (3 MiB).
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes with 413.
+pub async fn read(body: Body) -> ApiResult<bytes::Bytes> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_BODY}"),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+    }
+}
+
+/// The media type of the request body, without parameters.
+pub fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Decodes an object body (create, update) by its content type.
+pub fn decode_object(headers: &HeaderMap, bytes: &[u8]) -> ApiResult<Value> {
+    let ct = content_type(headers);
+    let v = match ct.as_str() {
+        "application/vnd.kubernetes.protobuf" => skiff_api::protobuf::decode(bytes)
+            .map_err(|e| ApiError::bad_request(format!("failed to decode protobuf body: {e}")))?,
+        "application/yaml" | "application/apply-patch+yaml" => parse_yaml(bytes)?,
+        "" | "application/json" | "*/*" => parse_json(bytes)?,
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !v.is_object() {
+        return Err(ApiError::bad_request("the body of the request must be an object"));
+    }
+    Ok(v)
+}
+
+/// Parses JSON with the error upstream's decoder gives.
+pub fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
+}
+
+/// Parses one YAML document.
+pub fn parse_yaml(bytes: &[u8]) -> ApiResult<Value> {
+    serde_saphyr::from_slice::<Value>(bytes)
+        .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(ct: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn decodes_by_content_type() {
+        let j = decode_object(&headers("application/json"), br#"{"kind":"Pod"}"#).unwrap();
+        assert_eq!(j["kind"], "Pod");
+        let y = decode_object(&headers("application/yaml"), b"kind: Pod\nmetadata:\n  name: a\n").unwrap();
+        assert_eq!(y["metadata"]["name"], "a");
+        let e = decode_object(&headers("application/json"), b"{nope").unwrap_err();
+        assert_eq!(e.code, 400);
+        let e = decode_object(&headers("text/plain"), b"x").unwrap_err();
+        assert_eq!(e.code, 415);
+        let e = decode_object(&headers("application/json"), b"[1]").unwrap_err();
+        assert_eq!(e.code, 400);
+    }
+
+    #[tokio::test]
+    async fn oversized_body_is_413() {
+        let big = vec![b' '; MAX_BODY + 1];
+        let e = read(Body::from(big)).await.unwrap_err();
+        assert_eq!((e.code, e.reason), (413, "RequestEntityTooLarge"));
+        assert!(read(Body::from(vec![b' '; 10])).await.is_ok());
+    }
+
+    proptest! {
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for ct in ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"] {
+                let _ = decode_object(&headers(ct), &bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Objects every cluster starts with: the system namespaces and the `kubernetes` service.
+
+use std::net::SocketAddr;
+
+use serde_json::{json, Value};
+use skiff_api::registry;
+
+use crate::errors::ApiResult;
+use crate::request::Target;
+use crate::rest::{create, Request};
+use crate::state::ApiServer;
+use crate::{alloc, meta};
+
+/// Namespaces that exist in every cluster.
+pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// Creates `obj` unless an object of that name exists.
+async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Value) -> ApiResult<()> {
+    let Some(def) = registry::find("", "v1", plural) else { return Ok(()) };
+    if server.cache.get(def, &def.key(ns, meta::name(&obj))).is_some() {
+        return Ok(());
+    }
+    let req = Request {
+        target: Target { def, namespace: ns.map(str::to_string), name: None, sub: None },
+        query: Default::default(),
+        headers: Default::default(),
+    };
+    create::prepare(server, &req, &mut obj)?;
+    match create::store_new(server, def, obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == 409 => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the system namespaces and the `kubernetes` service and endpoints pointing at `addr`.
+pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(server, "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .await?;
+    }
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    let svc = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
+        "spec": {
+            "type": "ClusterIP",
+            "clusterIP": alloc::kubernetes_service_ip().to_string(),
+            "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": addr.port()}],
+            "sessionAffinity": "None",
+        },
+    });
+    ensure(server, "services", Some("default"), svc).await?;
+    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let ep = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": addr.port(), "protocol": "TCP"}]}],
+    });
+    ensure(server, "endpoints", Some("default"), ep).await
+}
