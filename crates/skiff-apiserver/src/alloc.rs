@@ -27,8 +27,16 @@ fn in_service_net(ip: Ipv4Addr) -> bool {
 
 /// A `FieldValueInvalid` cause; `value` is already rendered as Go prints it.
 fn invalid(field: &str, value: &str, detail: &str) -> Cause {
-    let message = if value.is_empty() { detail.to_string() } else { format!("Invalid value: {value}: {detail}") };
-    Cause { reason: "FieldValueInvalid".into(), message, field: field.into() }
+    let message = if value.is_empty() {
+        detail.to_string()
+    } else {
+        format!("Invalid value: {value}: {detail}")
+    };
+    Cause {
+        reason: "FieldValueInvalid".into(),
+        message,
+        field: field.into(),
+    }
 }
 
 fn used(cache: &Cache, def: &ResourceDef, skip_key: Option<&str>) -> (HashSet<String>, HashSet<i64>) {
@@ -82,7 +90,11 @@ pub fn allocate(cache: &Cache, def: &ResourceDef, svc: &mut Value, skip_key: Opt
                     .map(|i| Ipv4Addr::from(base + 2 + (start + i) % (size - 3)).to_string())
                     .find(|ip| !ips.contains(ip));
                 let Some(ip) = found else {
-                    return Err(vec![invalid("spec.clusterIPs", "", "failed to allocate a serviceIP: range is full")]);
+                    return Err(vec![invalid(
+                        "spec.clusterIPs",
+                        "",
+                        "failed to allocate a serviceIP: range is full",
+                    )]);
                 };
                 spec["clusterIP"] = json!(ip);
             }
@@ -109,7 +121,9 @@ pub fn allocate(cache: &Cache, def: &ResourceDef, svc: &mut Value, skip_key: Opt
                 None => {
                     let span = NODE_PORTS.end() - NODE_PORTS.start() + 1;
                     let start = rand::random::<u32>() as i64 % span;
-                    let Some(np) = (0..span).map(|i| NODE_PORTS.start() + (start + i) % span).find(|n| !taken.contains(n))
+                    let Some(np) = (0..span)
+                        .map(|i| NODE_PORTS.start() + (start + i) % span)
+                        .find(|n| !taken.contains(n))
                     else {
                         return Err(vec![invalid(&format!("spec.ports[{i}].nodePort"), "", "range is full")]);
                     };

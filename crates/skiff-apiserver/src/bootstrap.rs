@@ -16,12 +16,19 @@ pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"
 
 /// Creates `obj` unless an object of that name exists.
 async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Value) -> ApiResult<()> {
-    let Some(def) = registry::find("", "v1", plural) else { return Ok(()) };
+    let Some(def) = registry::find("", "v1", plural) else {
+        return Ok(());
+    };
     if server.cache.get(def, &def.key(ns, meta::name(&obj))).is_some() {
         return Ok(());
     }
     let req = Request {
-        target: Target { def, namespace: ns.map(str::to_string), name: None, sub: None },
+        target: Target {
+            def,
+            namespace: ns.map(str::to_string),
+            name: None,
+            sub: None,
+        },
         query: Default::default(),
         headers: Default::default(),
     };
@@ -36,8 +43,13 @@ async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Val
 /// Creates the system namespaces and the `kubernetes` service and endpoints pointing at `addr`.
 pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
     for ns in SYSTEM_NAMESPACES {
-        ensure(server, "namespaces", None, json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .await?;
+        ensure(
+            server,
+            "namespaces",
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        )
+        .await?;
     }
     let labels = json!({"component": "apiserver", "provider": "kubernetes"});
     let svc = json!({
@@ -51,7 +63,11 @@ pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
         },
     });
     ensure(server, "services", Some("default"), svc).await?;
-    let ip = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let ip = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     let ep = json!({
         "apiVersion": "v1", "kind": "Endpoints",
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},

@@ -56,15 +56,22 @@ pub struct WatchEvent {
 
 impl WatchEvent {
     fn new(kind: EventKind, object: Arc<Value>, prev: Option<Arc<Value>>, revision: i64) -> Self {
-        WatchEvent { kind, object, prev, revision, json: OnceLock::new() }
+        WatchEvent {
+            kind,
+            object,
+            prev,
+            revision,
+            json: OnceLock::new(),
+        }
     }
 
     /// The event as one line of a JSON watch stream, serialized on first use.
     pub fn json_line(&self) -> Bytes {
         self.json
             .get_or_init(|| {
-                let mut v = serde_json::to_vec(&serde_json::json!({"type": self.kind.as_str(), "object": &*self.object}))
-                    .unwrap_or_default();
+                let mut v =
+                    serde_json::to_vec(&serde_json::json!({"type": self.kind.as_str(), "object": &*self.object}))
+                        .unwrap_or_default();
                 v.push(b'\n');
                 Bytes::from(v)
             })
@@ -136,7 +143,10 @@ impl Cache {
                 rc.write().objects.insert(kv.key.clone(), Arc::new(obj));
             }
         }
-        let cache = Arc::new(Cache { resources, revision: watch::channel(resp.revision).0 });
+        let cache = Arc::new(Cache {
+            resources,
+            revision: watch::channel(resp.revision).0,
+        });
         let mut stream = store.watch("/registry/", resp.revision + 1)?;
         let c = cache.clone();
         tokio::spawn(async move {
@@ -160,7 +170,9 @@ impl Cache {
         for ev in events {
             let rev = ev.kv.mod_revision;
             last = Some(rev);
-            let Some(rc) = prefix_of(&ev.kv.key).and_then(|p| self.resources.get(p)) else { continue };
+            let Some(rc) = prefix_of(&ev.kv.key).and_then(|p| self.resources.get(p)) else {
+                continue;
+            };
             let Some(obj) = decode_kv(&ev.kv, rev) else {
                 tracing::warn!(key = %ev.kv.key, "unreadable object in store event");
                 continue;
@@ -217,17 +229,29 @@ impl Cache {
         let rc = self.rc(def).read();
         let rev = self.revision();
         let iter: Box<dyn Iterator<Item = (&String, &Arc<Value>)>> = match start_after {
-            Some(s) => Box::new(rc.objects.range::<str, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded))),
-            None => Box::new(rc.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))),
+            Some(s) => Box::new(
+                rc.objects
+                    .range::<str, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
+            ),
+            None => Box::new(
+                rc.objects
+                    .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)),
+            ),
         };
-        let items = iter.take_while(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let items = iter
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         (items, rev)
     }
 
     /// Number of objects of a resource under a prefix (cheap existence checks).
     pub fn count(&self, def: &ResourceDef, prefix: &str) -> usize {
         let rc = self.rc(def).read();
-        rc.objects.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)).take_while(|(k, _)| k.starts_with(prefix)).count()
+        rc.objects
+            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .count()
     }
 
     /// Starts a watch of a resource: `from = None` gives synthetic ADDED events for every
@@ -242,7 +266,10 @@ impl Cache {
                 .objects
                 .values()
                 .map(|o| {
-                    let rev = o["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+                    let rev = o["metadata"]["resourceVersion"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
                     Arc::new(WatchEvent::new(EventKind::Added, o.clone(), None, rev))
                 })
                 .collect(),
@@ -250,7 +277,11 @@ impl Cache {
             Some(rv) => rc.history.iter().filter(|e| e.revision > rv).cloned().collect(),
         };
         revision = backlog.iter().map(|e| e.revision).fold(revision, i64::max);
-        Ok(Subscription { backlog, live, revision })
+        Ok(Subscription {
+            backlog,
+            live,
+            revision,
+        })
     }
 }
 

@@ -7,7 +7,10 @@ use skiff_api::registry::{self, ResourceDef};
 
 /// Aggregated discovery version a client accepts, if any (`v2` preferred).
 pub fn aggregated_version(headers: &HeaderMap) -> Option<&'static str> {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let offered = |v: &str| {
         accept.split(',').any(|part| {
             part.contains("as=APIGroupDiscoveryList")
@@ -58,8 +61,10 @@ pub fn api_group_list() -> Value {
     let groups: Vec<Value> = named_groups()
         .into_iter()
         .map(|(g, vs)| {
-            let versions: Vec<Value> =
-                vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
+            let versions: Vec<Value> = vs
+                .iter()
+                .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+                .collect();
             json!({"name": g, "versions": versions, "preferredVersion": versions[0]})
         })
         .collect();
@@ -69,8 +74,13 @@ pub fn api_group_list() -> Value {
 /// `GET /apis/<group>` (legacy single group).
 pub fn api_group(group: &str) -> Option<Value> {
     let (g, vs) = named_groups().into_iter().find(|(g, _)| *g == group)?;
-    let versions: Vec<Value> = vs.iter().map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v})).collect();
-    Some(json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": versions, "preferredVersion": versions[0]}))
+    let versions: Vec<Value> = vs
+        .iter()
+        .map(|v| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    Some(
+        json!({"kind": "APIGroup", "apiVersion": "v1", "name": g, "versions": versions, "preferredVersion": versions[0]}),
+    )
 }
 
 /// `GET /api/v1` or `GET /apis/<group>/<version>` (legacy).
@@ -109,7 +119,11 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
 }
 
@@ -164,7 +178,10 @@ pub fn aggregated(version: &str, core: bool) -> Value {
     let items: Vec<Value> = if core {
         vec![aggregated_group(None, "", &["v1"])]
     } else {
-        named_groups().iter().map(|(g, vs)| aggregated_group(Some(g), g, vs)).collect()
+        named_groups()
+            .iter()
+            .map(|(g, vs)| aggregated_group(Some(g), g, vs))
+            .collect()
     };
     json!({
         "kind": "APIGroupDiscoveryList",
@@ -181,7 +198,12 @@ mod tests {
     #[test]
     fn accept_picks_version_the_client_offered() {
         let mut h = HeaderMap::new();
-        h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
+        h.insert(
+            http::header::ACCEPT,
+            "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json"
+                .parse()
+                .unwrap(),
+        );
         assert_eq!(aggregated_version(&h), Some("v2beta1"));
         h.insert(http::header::ACCEPT, "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json".parse().unwrap());
         assert_eq!(aggregated_version(&h), Some("v2"));
@@ -192,10 +214,25 @@ mod tests {
     #[test]
     fn documents_list_every_resource() {
         let apps = resource_list("apps", "v1").unwrap();
-        let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments") && names.contains(&"deployments/scale"));
         let agg = aggregated("v2", false);
-        assert!(agg["items"].as_array().unwrap().iter().any(|g| g["metadata"]["name"] == "batch"));
-        assert!(aggregated("v2", true)["items"][0]["versions"][0]["resources"].as_array().unwrap().len() > 10);
+        assert!(agg["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["metadata"]["name"] == "batch"));
+        assert!(
+            aggregated("v2", true)["items"][0]["versions"][0]["resources"]
+                .as_array()
+                .unwrap()
+                .len()
+                > 10
+        );
     }
 }

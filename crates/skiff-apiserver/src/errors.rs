@@ -33,27 +33,43 @@ fn details(def: &ResourceDef, name: &str) -> Value {
 impl ApiError {
     /// A bare error with code, reason and message.
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     /// 404 `pods "x" not found`.
     pub fn not_found(def: &ResourceDef, name: &str) -> Self {
         ApiError {
             details: Some(details(def, name)),
-            ..Self::new(404, "NotFound", format!("{} \"{}\" not found", def.qualified_plural(), name))
+            ..Self::new(
+                404,
+                "NotFound",
+                format!("{} \"{}\" not found", def.qualified_plural(), name),
+            )
         }
     }
 
     /// 404 for a path the server does not serve.
     pub fn no_route() -> Self {
-        ApiError { details: Some(json!({})), ..Self::new(404, "NotFound", "the server could not find the requested resource") }
+        ApiError {
+            details: Some(json!({})),
+            ..Self::new(404, "NotFound", "the server could not find the requested resource")
+        }
     }
 
     /// 409 `pods "x" already exists`.
     pub fn already_exists(def: &ResourceDef, name: &str) -> Self {
         ApiError {
             details: Some(details(def, name)),
-            ..Self::new(409, "AlreadyExists", format!("{} \"{}\" already exists", def.qualified_plural(), name))
+            ..Self::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{}\" already exists", def.qualified_plural(), name),
+            )
         }
     }
 
@@ -80,17 +96,32 @@ impl ApiError {
             ..Self::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on {} \"{}\": {}", def.qualified_plural(), name, msg),
+                format!(
+                    "Operation cannot be fulfilled on {} \"{}\": {}",
+                    def.qualified_plural(),
+                    name,
+                    msg
+                ),
             )
         }
     }
 
     /// 422 with field causes: kubectl prints `The <Kind> "<name>" is invalid: <field>: <message>`.
     pub fn invalid(def: &ResourceDef, name: &str, causes: &[Cause]) -> Self {
-        let kind_q = if def.group.is_empty() { def.kind.to_string() } else { format!("{}.{}", def.kind, def.group) };
+        let kind_q = if def.group.is_empty() {
+            def.kind.to_string()
+        } else {
+            format!("{}.{}", def.kind, def.group)
+        };
         let list: Vec<String> = causes
             .iter()
-            .map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) })
+            .map(|c| {
+                if c.field.is_empty() {
+                    c.message.clone()
+                } else {
+                    format!("{}: {}", c.field, c.message)
+                }
+            })
             .collect();
         let message = if list.len() == 1 {
             format!("{kind_q} \"{name}\" is invalid: {}", list[0])
@@ -101,7 +132,10 @@ impl ApiError {
         if !def.group.is_empty() {
             d["group"] = json!(def.group);
         }
-        ApiError { details: Some(d), ..Self::new(422, "Invalid", message) }
+        ApiError {
+            details: Some(d),
+            ..Self::new(422, "Invalid", message)
+        }
     }
 
     /// 400 BadRequest.
@@ -111,7 +145,11 @@ impl ApiError {
 
     /// 405 MethodNotAllowed.
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     /// 410 Expired (watch or continue token too old).
@@ -143,7 +181,11 @@ impl ApiError {
     pub fn forbidden_object(def: &ResourceDef, name: &str, why: &str) -> Self {
         ApiError {
             details: Some(details(def, name)),
-            ..Self::new(403, "Forbidden", format!("{} \"{}\" is forbidden: {}", def.qualified_plural(), name, why))
+            ..Self::new(
+                403,
+                "Forbidden",
+                format!("{} \"{}\" is forbidden: {}", def.qualified_plural(), name, why),
+            )
         }
     }
 
@@ -179,8 +221,13 @@ impl From<skiff_store::StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
-        let mut resp = (StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), body).into_response();
-        resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let mut resp = (
+            StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body,
+        )
+            .into_response();
+        resp.headers_mut()
+            .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         resp
     }
 }

@@ -80,14 +80,31 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let store: Arc<dyn Store> = RedbStore::open(cfg.data_dir.join("store.redb"))?;
     let cache = cache::Cache::start(store.clone()).await?;
     let server = Arc::new(ApiServer::new(store, cache, pki.admin_token.clone()));
-    let listener = TcpListener::bind(cfg.listen).await.map_err(io(format!("listening on {}", cfg.listen)))?;
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(io(format!("listening on {}", cfg.listen)))?;
     let addr = listener.local_addr().map_err(io("reading the listen address".into()))?;
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { addr.ip().to_string() };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    };
     let url = format!("https://{host}:{}", addr.port());
     let kubeconfig = pki.write_kubeconfig(&cfg.data_dir, &url)?;
-    bootstrap::run(&server, addr).await.map_err(|e| StartError::Bootstrap(e.message))?;
+    bootstrap::run(&server, addr)
+        .await
+        .map_err(|e| StartError::Bootstrap(e.message))?;
     tokio::spawn(namespaces::run(server.clone()));
-    tokio::spawn(server::serve(listener, pki.server_config()?, server::router(server.clone())));
+    tokio::spawn(server::serve(
+        listener,
+        pki.server_config()?,
+        server::router(server.clone()),
+    ));
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server ready");
-    Ok(Running { addr, url, kubeconfig, server })
+    Ok(Running {
+        addr,
+        url,
+        kubeconfig,
+        server,
+    })
 }

@@ -25,13 +25,17 @@ pub fn tracks_generation(def: &ResourceDef) -> bool {
 /// The current time as RFC 3339 with second precision, as upstream serializes `metav1.Time`.
 pub fn now() -> String {
     let ts = jiff::Timestamp::now();
-    jiff::Timestamp::from_second(ts.as_second()).map(|t| t.to_string()).unwrap_or_else(|_| ts.to_string())
+    jiff::Timestamp::from_second(ts.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ts.to_string())
 }
 
 /// A time `secs` seconds from now, formatted like [`now`].
 pub fn now_plus(secs: i64) -> String {
     let s = jiff::Timestamp::now().as_second() + secs;
-    jiff::Timestamp::from_second(s).map(|t| t.to_string()).unwrap_or_else(|_| now())
+    jiff::Timestamp::from_second(s)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now())
 }
 
 /// A fresh UID.
@@ -45,7 +49,9 @@ const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// A random suffix of `n` characters from upstream's alphabet.
 pub fn random_suffix(n: usize) -> String {
     let mut r = rand::rng();
-    (0..n).map(|_| ALPHANUMS[r.random_range(0..ALPHANUMS.len())] as char).collect()
+    (0..n)
+        .map(|_| ALPHANUMS[r.random_range(0..ALPHANUMS.len())] as char)
+        .collect()
 }
 
 /// `metadata` as a mutable map, created if missing.
@@ -72,7 +78,9 @@ pub fn name(obj: &Value) -> &str {
 
 /// `metadata.resourceVersion` as a number, if set.
 pub fn resource_version(obj: &Value) -> Option<i64> {
-    meta_str(obj, "resourceVersion").filter(|s| !s.is_empty()).and_then(|s| s.parse().ok())
+    meta_str(obj, "resourceVersion")
+        .filter(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
 }
 
 /// The object without `metadata` and `status`, to detect spec changes.
@@ -95,7 +103,10 @@ pub fn remove_path(obj: &mut Value, path: &str) {
     let mut parts: Vec<(&str, Vec<usize>)> = Vec::new();
     for seg in path.split('.') {
         let (key, rest) = seg.split_once('[').map_or((seg, ""), |(k, r)| (k, r));
-        let idx = rest.split('[').filter_map(|p| p.trim_end_matches(']').parse().ok()).collect();
+        let idx = rest
+            .split('[')
+            .filter_map(|p| p.trim_end_matches(']').parse().ok())
+            .collect();
         parts.push((key, idx));
     }
     let Some((last, last_idx)) = parts.pop() else { return };

@@ -57,7 +57,9 @@ async fn finalize(server: &ApiServer, ns: &str) -> ApiResult<()> {
     }
     let def = namespaces();
     let key = def.key(None, ns);
-    let Some(cur) = storage::load(server, &key).await? else { return Ok(()) };
+    let Some(cur) = storage::load(server, &key).await? else {
+        return Ok(());
+    };
     let mut obj = cur.obj;
     if let Some(f) = obj["spec"]["finalizers"].as_array_mut() {
         f.retain(|x| x != "kubernetes");

@@ -29,8 +29,13 @@ pub enum IncludeObject {
 impl Format {
     /// Reads the Accept header and `includeObject` parameter.
     pub fn negotiate(headers: &HeaderMap, include: Option<&str>) -> Format {
-        let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let table = accept.split(',').any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"));
+        let accept = headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let table = accept
+            .split(',')
+            .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"));
         if !table {
             return Format::Json;
         }
@@ -46,7 +51,8 @@ impl Format {
 pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (code, bytes).into_response();
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     add_warnings(resp.headers_mut(), warnings);
     resp
 }
@@ -95,12 +101,22 @@ pub fn table<'a>(
 }
 
 /// Encodes one object as JSON or as a one-row Table.
-pub fn object_response(def: &ResourceDef, obj: &Value, format: Format, code: StatusCode, warnings: &[String]) -> Response {
+pub fn object_response(
+    def: &ResourceDef,
+    obj: &Value,
+    format: Format,
+    code: StatusCode,
+    warnings: &[String],
+) -> Response {
     match format {
         Format::Json => json_response(code, obj, warnings),
         Format::Table(include) => {
             let rv = obj["metadata"]["resourceVersion"].clone();
-            json_response(code, &table(def, [obj], include, json!({"resourceVersion": rv}), true), warnings)
+            json_response(
+                code,
+                &table(def, [obj], include, json!({"resourceVersion": rv}), true),
+                warnings,
+            )
         }
     }
 }

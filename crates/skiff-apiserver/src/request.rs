@@ -86,7 +86,10 @@ impl Query {
     pub fn limit(&self) -> ApiResult<usize> {
         match self.limit.as_deref() {
             None | Some("") => Ok(0),
-            Some(s) => s.parse::<i64>().map(|n| n.max(0) as usize).map_err(|_| ApiError::bad_request(format!("invalid limit: {s}"))),
+            Some(s) => s
+                .parse::<i64>()
+                .map(|n| n.max(0) as usize)
+                .map_err(|_| ApiError::bad_request(format!("invalid limit: {s}"))),
         }
     }
 }
@@ -103,9 +106,7 @@ pub fn parse_path(path: &str) -> Option<ApiResult<Target>> {
     if rest.is_empty() || registry::resources_in(group, version).next().is_none() {
         return None;
     }
-    let find = |plural: &str| {
-        registry::find(group, version, plural).ok_or_else(ApiError::no_route)
-    };
+    let find = |plural: &str| registry::find(group, version, plural).ok_or_else(ApiError::no_route);
     let t = |def: &'static ResourceDef, ns: Option<&str>, name: Option<&str>, sub: Option<&str>| Target {
         def,
         namespace: ns.map(str::to_string),
@@ -150,16 +151,31 @@ pub fn parse_path(path: &str) -> Option<ApiResult<Target>> {
 mod tests {
     use super::*;
 
+    /// Expected plural, namespace, name and subresource.
+    type Want<'a> = Option<(&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>)>;
+
     #[test]
     fn paths() {
-        let cases: &[(&str, Option<(&str, Option<&str>, Option<&str>, Option<&str>)>)] = &[
-            ("/api/v1/namespaces/default/pods", Some(("pods", Some("default"), None, None))),
-            ("/api/v1/namespaces/default/pods/x/status", Some(("pods", Some("default"), Some("x"), Some("status")))),
+        let cases: &[(&str, Want)] = &[
+            (
+                "/api/v1/namespaces/default/pods",
+                Some(("pods", Some("default"), None, None)),
+            ),
+            (
+                "/api/v1/namespaces/default/pods/x/status",
+                Some(("pods", Some("default"), Some("x"), Some("status"))),
+            ),
             ("/api/v1/pods", Some(("pods", None, None, None))),
-            ("/api/v1/namespaces/kube-system", Some(("namespaces", None, Some("kube-system"), None))),
+            (
+                "/api/v1/namespaces/kube-system",
+                Some(("namespaces", None, Some("kube-system"), None)),
+            ),
             ("/api/v1/namespaces", Some(("namespaces", None, None, None))),
             ("/api/v1/nodes/n1", Some(("nodes", None, Some("n1"), None))),
-            ("/apis/apps/v1/namespaces/a/deployments/web/scale", Some(("deployments", Some("a"), Some("web"), Some("scale")))),
+            (
+                "/apis/apps/v1/namespaces/a/deployments/web/scale",
+                Some(("deployments", Some("a"), Some("web"), Some("scale"))),
+            ),
             ("/apis/apps/v1/deployments", Some(("deployments", None, None, None))),
             ("/apis/nope/v1/x", None),
             ("/version", None),

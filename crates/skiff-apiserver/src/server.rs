@@ -19,12 +19,12 @@ use skiff_api::openapi;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::discovery;
 use crate::errors::ApiError;
 use crate::output::json_response;
 use crate::request::{self, Query};
 use crate::rest;
 use crate::state::ApiServer;
-use crate::discovery;
 
 /// The Kubernetes version skiff reports (kubectl picks its client from the minor).
 pub const KUBE_MINOR: &str = "33";
@@ -35,7 +35,9 @@ type Shared = Arc<ApiServer>;
 
 /// Paths served without credentials, as upstream's `system:public-info-viewer` allows.
 fn is_public(path: &str) -> bool {
-    ["/healthz", "/livez", "/readyz", "/version"].iter().any(|p| path == *p || path.starts_with(&format!("{p}/")))
+    ["/healthz", "/livez", "/readyz", "/version"]
+        .iter()
+        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
 }
 
 async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Response {
@@ -87,7 +89,10 @@ async fn version() -> Response {
 }
 
 async fn openapi_v2(headers: HeaderMap) -> Response {
-    let accept = headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let accept = headers
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if accept.contains("protobuf") {
         bytes_response(openapi::V2_PROTOBUF_CONTENT_TYPE, openapi::v2_protobuf())
     } else {
@@ -149,7 +154,11 @@ async fn api(State(s): State<Shared>, req: Request) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
-    let r = rest::Request { target, query, headers: parts.headers };
+    let r = rest::Request {
+        target,
+        query,
+        headers: parts.headers,
+    };
     rest::dispatch(s, parts.method, r, body).await
 }
 

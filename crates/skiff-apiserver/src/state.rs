@@ -23,7 +23,12 @@ pub struct ApiServer {
 impl ApiServer {
     /// Shared state over a store and its cache.
     pub fn new(store: Arc<dyn Store>, cache: Arc<Cache>, admin_token: String) -> Self {
-        ApiServer { store, cache, admin_token, service_lock: tokio::sync::Mutex::new(()) }
+        ApiServer {
+            store,
+            cache,
+            admin_token,
+            service_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The namespace object, if it exists.

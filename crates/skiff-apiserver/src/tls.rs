@@ -48,17 +48,29 @@ fn read(path: &Path) -> Result<Option<String>, PkiError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io { path: path.to_owned(), source }),
+        Err(source) => Err(PkiError::Io {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io { path: path.to_owned(), source };
+    let io = |source| PkiError::Io {
+        path: path.to_owned(),
+        source,
+    };
     // Write then rename so a crash never leaves a half-written credential.
     let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io)?;
     f.write_all(contents.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
@@ -75,7 +87,10 @@ impl Pki {
     /// fresh server certificate for `extra_hosts` plus localhost, 127.0.0.1 and the host name.
     pub fn load_or_create(dir: &Path, extra_hosts: &[String]) -> Result<Pki, PkiError> {
         let pki = dir.join("pki");
-        std::fs::create_dir_all(&pki).map_err(|source| PkiError::Io { path: pki.clone(), source })?;
+        std::fs::create_dir_all(&pki).map_err(|source| PkiError::Io {
+            path: pki.clone(),
+            source,
+        })?;
         let ca_key_path = pki.join("ca.key");
         let ca_crt_path = pki.join("ca.crt");
         let (ca_key, ca_pem) = match (read(&ca_key_path)?, read(&ca_crt_path)?) {
@@ -85,7 +100,11 @@ impl Pki {
                 let mut params = CertificateParams::new(Vec::<String>::new())?;
                 params.distinguished_name.push(DnType::CommonName, "skiff-ca");
                 params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+                params.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
                 params.not_after = rcgen::date_time_ymd(2126, 1, 1);
                 let cert = params.self_signed(&key)?;
                 write_private(&ca_key_path, &key.serialize_pem())?;
@@ -104,7 +123,14 @@ impl Pki {
         };
 
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key)?;
-        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "kubernetes".to_string(), "kubernetes.default".to_string(), "kubernetes.default.svc".to_string(), "kubernetes.default.svc.cluster.local".to_string()];
+        let mut names = vec![
+            "localhost".to_string(),
+            "127.0.0.1".to_string(),
+            "kubernetes".to_string(),
+            "kubernetes.default".to_string(),
+            "kubernetes.default.svc".to_string(),
+            "kubernetes.default.svc.cluster.local".to_string(),
+        ];
         if let Ok(h) = gethostname::gethostname().into_string() {
             names.push(h);
         }
@@ -123,7 +149,12 @@ impl Pki {
         params.not_after = rcgen::date_time_ymd(2126, 1, 1);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(Pki { ca_pem, server_cert_pem: cert.pem(), server_key_pem: key.serialize_pem(), admin_token })
+        Ok(Pki {
+            ca_pem,
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+            admin_token,
+        })
     }
 
     /// A rustls server configuration offering HTTP/2 and HTTP/1.1.
@@ -132,7 +163,8 @@ impl Pki {
             .chain(CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()))
             .collect::<Result<_, _>>()
             .map_err(|e| PkiError::Pem(e.to_string()))?;
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?

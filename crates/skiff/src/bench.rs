@@ -28,7 +28,12 @@ pub enum What {
 /// Runs one benchmark and prints its report.
 pub async fn run(what: What) -> anyhow::Result<()> {
     match what {
-        What::Store { seconds, clients, etcd, dir } => {
+        What::Store {
+            seconds,
+            clients,
+            etcd,
+            dir,
+        } => {
             let opts = skiff_store::bench::BenchOpts {
                 clients,
                 duration: Duration::from_secs(seconds),

@@ -7,7 +7,11 @@ use anyhow::Context;
 
 /// Starts the API server and waits for Ctrl-C or SIGTERM.
 pub async fn run(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
-    let cfg = skiff_apiserver::Config { data_dir, listen, extra_hosts: Vec::new() };
+    let cfg = skiff_apiserver::Config {
+        data_dir,
+        listen,
+        extra_hosts: Vec::new(),
+    };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
     println!("skiff is up at {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());

@@ -13,9 +13,21 @@ fn startup_health_version_and_cluster_info() {
     assert_contains(&stdout, srv.kubeconfig.to_str().unwrap());
 
     // The kubeconfig: HTTPS server URL, CA data, and a bearer token for the admin.
-    let server = srv.ok(&["config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let server = srv.ok(&[
+        "config",
+        "view",
+        "--raw",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
     assert_eq!(server.trim(), srv.url());
-    let ca = srv.ok(&["config", "view", "--raw", "-o", "jsonpath={.clusters[0].cluster.certificate-authority-data}"]);
+    let ca = srv.ok(&[
+        "config",
+        "view",
+        "--raw",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+    ]);
     assert!(ca.trim().len() > 100, "certificate-authority-data missing: {ca:?}");
     let token = srv.token();
 
@@ -27,7 +39,15 @@ fn startup_health_version_and_cluster_info() {
     let v: serde_json::Value = serde_json::from_str(&srv.ok(&["get", "--raw", "/version"])).unwrap();
     assert_eq!(v["major"], "1");
     assert_eq!(v["minor"], "33");
-    for k in ["gitVersion", "gitCommit", "gitTreeState", "buildDate", "goVersion", "compiler", "platform"] {
+    for k in [
+        "gitVersion",
+        "gitCommit",
+        "gitTreeState",
+        "buildDate",
+        "goVersion",
+        "compiler",
+        "platform",
+    ] {
         assert!(v[k].is_string(), "/version lacks {k}: {v}");
     }
     assert!(v["gitVersion"].as_str().unwrap().starts_with("v1.33."), "{v}");
@@ -35,15 +55,24 @@ fn startup_health_version_and_cluster_info() {
     let out = srv.k().run(&["version"]);
     assert!(out.success(), "{out:?}");
     assert_contains(&out.stdout, "Client Version: v1.33.");
-    assert_contains(&out.stdout, &format!("Server Version: {}", v["gitVersion"].as_str().unwrap()));
+    assert_contains(
+        &out.stdout,
+        &format!("Server Version: {}", v["gitVersion"].as_str().unwrap()),
+    );
     assert_not_contains(&out.stderr, "WARNING: version difference");
     let vj: serde_json::Value = serde_json::from_str(&srv.ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(vj["serverVersion"]["minor"], "33");
 
     // cluster-info: the control plane line (no add-on services yet).
     let ci = srv.ok(&["cluster-info"]);
-    assert_eq!(lines(&ci)[0], format!("Kubernetes control plane is running at {}", srv.url()));
-    assert_contains(&ci, "To further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.");
+    assert_eq!(
+        lines(&ci)[0],
+        format!("Kubernetes control plane is running at {}", srv.url())
+    );
+    assert_contains(
+        &ci,
+        "To further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.",
+    );
 
     // The four built-in namespaces exist and are Active.
     let t = Table::parse(&srv.ok(&["get", "namespaces"]));
@@ -84,7 +113,13 @@ fn api_resources_and_explain() {
         ("deployments", "deploy", "apps/v1", "true", "Deployment"),
         ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
         ("statefulsets", "sts", "apps/v1", "true", "StatefulSet"),
-        ("horizontalpodautoscalers", "hpa", "autoscaling/v2", "true", "HorizontalPodAutoscaler"),
+        (
+            "horizontalpodautoscalers",
+            "hpa",
+            "autoscaling/v2",
+            "true",
+            "HorizontalPodAutoscaler",
+        ),
         ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
         ("jobs", "", "batch/v1", "true", "Job"),
         ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
@@ -97,20 +132,39 @@ fn api_resources_and_explain() {
             .iter()
             .find(|r| r[0] == name && r[2] == av)
             .unwrap_or_else(|| panic!("api-resources lacks {name} {av}\n{out}"));
-        assert_eq!(row, &vec![name.to_string(), short.into(), av.into(), nsd.into(), kind.into()]);
+        assert_eq!(
+            row,
+            &vec![name.to_string(), short.into(), av.into(), nsd.into(), kind.into()]
+        );
     }
     // events.k8s.io/v1 Event is listed too (same short name as upstream).
-    assert!(t.rows.iter().any(|r| r[0] == "events" && r[2] == "events.k8s.io/v1" && r[4] == "Event"), "{out}");
+    assert!(
+        t.rows
+            .iter()
+            .any(|r| r[0] == "events" && r[2] == "events.k8s.io/v1" && r[4] == "Event"),
+        "{out}"
+    );
     // Core group first, as upstream.
     assert_eq!(t.rows[0][2], "v1", "{out}");
 
     // -o wide adds VERBS and CATEGORIES.
     let wide = Table::parse(&srv.ok(&["api-resources", "-o", "wide"]));
-    wide.assert_headers(&["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND", "VERBS", "CATEGORIES"]);
+    wide.assert_headers(&[
+        "NAME",
+        "SHORTNAMES",
+        "APIVERSION",
+        "NAMESPACED",
+        "KIND",
+        "VERBS",
+        "CATEGORIES",
+    ]);
     let dep = wide.row("deployments");
     assert_cells(
         &dep,
-        &[("VERBS", "create,delete,deletecollection,get,list,patch,update,watch"), ("CATEGORIES", "all")],
+        &[
+            ("VERBS", "create,delete,deletecollection,get,list,patch,update,watch"),
+            ("CATEGORIES", "all"),
+        ],
     );
     // Namespaced filter and name output.
     let cluster_scoped = srv.ok(&["api-resources", "--namespaced=false", "-o", "name"]);
@@ -130,7 +184,10 @@ fn api_resources_and_explain() {
         "events.k8s.io/v1",
         "networking.k8s.io/v1",
     ] {
-        assert!(versions.contains(&gv.to_string()), "api-versions lacks {gv}: {versions:?}");
+        assert!(
+            versions.contains(&gv.to_string()),
+            "api-versions lacks {gv}: {versions:?}"
+        );
     }
 
     // explain shows the real field documentation from OpenAPI v3.
@@ -139,18 +196,29 @@ fn api_resources_and_explain() {
     assert_eq!(describe_field(&ex, "VERSION").as_deref(), Some("v1"), "{ex}");
     assert_contains(&ex, "FIELD: spec <PodSpec>");
     assert_contains(&ex, "PodSpec is a description of a pod.");
-    assert!(ex.lines().any(|l| l.trim() == "containers\t<[]Container> -required-"), "{ex}");
+    assert!(
+        ex.lines().any(|l| l.trim() == "containers\t<[]Container> -required-"),
+        "{ex}"
+    );
     assert!(ex.lines().any(|l| l.trim() == "restartPolicy\t<string>"), "{ex}");
     let ex = srv.ok(&["explain", "deployments.spec.strategy"]);
     assert_eq!(describe_field(&ex, "GROUP").as_deref(), Some("apps"), "{ex}");
     assert_contains(&ex, "FIELD: strategy <DeploymentStrategy>");
-    assert!(ex.lines().any(|l| l.trim() == "rollingUpdate\t<RollingUpdateDeployment>"), "{ex}");
+    assert!(
+        ex.lines()
+            .any(|l| l.trim() == "rollingUpdate\t<RollingUpdateDeployment>"),
+        "{ex}"
+    );
     let ex = srv.ok(&["explain", "cronjobs.spec.schedule"]);
     assert_contains(&ex, "FIELD: schedule <string>");
     assert_contains(&ex, "Cron format");
     // Recursive explain works for a nested type.
     let ex = srv.ok(&["explain", "configmaps", "--recursive"]);
-    assert!(ex.lines().any(|l| l.trim_start().starts_with("binaryData\t<map[string]string>")), "{ex}");
+    assert!(
+        ex.lines()
+            .any(|l| l.trim_start().starts_with("binaryData\t<map[string]string>")),
+        "{ex}"
+    );
     // An unknown field is refused by kubectl from the schema.
     let err = srv.fails(&["explain", "pods.spec.nope"]);
     assert_contains(&err, "field \"nope\" does not exist");
@@ -162,21 +230,36 @@ fn requests_without_valid_credentials_are_unauthorized() {
     // No token at all.
     let (code, body) = srv.curl("GET", "/api", None, None, "");
     assert_eq!(code, 401, "{body}");
-    let st: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("401 body is not JSON ({e}): {body}"));
+    let st: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("401 body is not JSON ({e}): {body}"));
     assert_eq!(st["kind"], "Status");
     assert_eq!(st["status"], "Failure");
     assert_eq!(st["reason"], "Unauthorized");
     assert_eq!(st["code"], 401);
     let (code, _) = srv.curl("GET", "/api/v1/namespaces/default/configmaps", None, None, "");
     assert_eq!(code, 401);
-    let (code, _) = srv.curl("GET", "/api/v1/namespaces/default/configmaps", Some("not-the-token"), None, "");
+    let (code, _) = srv.curl(
+        "GET",
+        "/api/v1/namespaces/default/configmaps",
+        Some("not-the-token"),
+        None,
+        "",
+    );
     assert_eq!(code, 401);
-    let (code, _) = srv.curl("POST", "/api/v1/namespaces/default/configmaps", None, Some(b"{}"), "application/json");
+    let (code, _) = srv.curl(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        None,
+        Some(b"{}"),
+        "application/json",
+    );
     assert_eq!(code, 401);
 
     // kubectl with a bogus token: the message a real server gives.
     let err = srv.fails(&["--token=bogus", "get", "pods"]);
     assert_contains(&err, "error: You must be logged in to the server (Unauthorized)");
-    let err = srv.kv("1.33").fails(&["--token=bogus", "get", "configmaps", "-n", "default"]);
+    let err = srv
+        .kv("1.33")
+        .fails(&["--token=bogus", "get", "configmaps", "-n", "default"]);
     assert_contains(&err, "error: You must be logged in to the server (Unauthorized)");
 }

@@ -79,8 +79,10 @@ fn apply_every_seed_manifest_then_get_and_describe() {
     let k = srv.k();
 
     // Every seed file is covered by an expectation, and the other way round.
-    let files: Vec<String> =
-        all_seeds().iter().map(|p| p.file_name().unwrap().to_str().unwrap().to_string()).collect();
+    let files: Vec<String> = all_seeds()
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_string())
+        .collect();
     let exp = expectations();
     let mut names: Vec<&str> = exp.iter().map(|(f, _)| *f).collect();
     names.sort();
@@ -90,12 +92,20 @@ fn apply_every_seed_manifest_then_get_and_describe() {
     let mut doc = String::new();
     for (f, _) in &exp {
         if ns_for(f) != "default" {
-            doc.push_str(&format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n---\n", ns_for(f)));
+            doc.push_str(&format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n---\n",
+                ns_for(f)
+            ));
         }
     }
     let out = k.ok_stdin(&["apply", "-f", "-"], &doc);
     assert_eq!(lines(&out).len(), exp.len() - 1, "{out}");
-    assert!(lines(&out).iter().all(|l| l.starts_with("namespace/seed-") && l.ends_with(" created")), "{out}");
+    assert!(
+        lines(&out)
+            .iter()
+            .all(|l| l.starts_with("namespace/seed-") && l.ends_with(" created")),
+        "{out}"
+    );
 
     // apply -f of every seed, then again (unchanged).
     for (f, want) in &exp {
@@ -136,12 +146,34 @@ fn apply_every_seed_manifest_then_get_and_describe() {
     assert_eq!(lines(&out), ["cronjob.batch/hello created"]);
 
     let job = seed("job-example-job.yaml");
-    let out = k.ok(&["apply", "--validate=false", "-f", job.to_str().unwrap(), "-n", "seed-job-example-job"]);
+    let out = k.ok(&[
+        "apply",
+        "--validate=false",
+        "-f",
+        job.to_str().unwrap(),
+        "-n",
+        "seed-job-example-job",
+    ]);
     assert_eq!(lines(&out), ["job.batch/example-job created"]);
-    let bl = k.ok(&["get", "job", "example-job", "-n", "seed-job-example-job", "-o", "jsonpath={.spec.backoffLimit}"]);
+    let bl = k.ok(&[
+        "get",
+        "job",
+        "example-job",
+        "-n",
+        "seed-job-example-job",
+        "-o",
+        "jsonpath={.spec.backoffLimit}",
+    ]);
     assert_eq!(bl, "6", "the misplaced backoffLimit is dropped and the default applies");
     k.ok(&["create", "namespace", "seed-warn"]);
-    let out = k.run(&["apply", "--validate=warn", "-f", job.to_str().unwrap(), "-n", "seed-warn"]);
+    let out = k.run(&[
+        "apply",
+        "--validate=warn",
+        "-f",
+        job.to_str().unwrap(),
+        "-n",
+        "seed-warn",
+    ]);
     assert!(out.success(), "{out:?}");
     assert_eq!(lines(&out.stdout), ["job.batch/example-job created"]);
     assert_contains(&out.stderr, "Warning: unknown field \"spec.template.backoffLimit\"");
@@ -150,7 +182,15 @@ fn apply_every_seed_manifest_then_get_and_describe() {
     let ns = "seed-cronjob-every-fifteen-minutes";
     let out = k.ok(&["apply", "--validate=false", "-f", cj.to_str().unwrap(), "-n", ns]);
     assert_eq!(lines(&out), ["cronjob.batch/batch-job-every-fifteen-minutes created"]);
-    let sched = k.ok(&["get", "cj", "batch-job-every-fifteen-minutes", "-n", ns, "-o", "jsonpath={.spec.schedule}"]);
+    let sched = k.ok(&[
+        "get",
+        "cj",
+        "batch-job-every-fifteen-minutes",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.schedule}",
+    ]);
     assert_eq!(sched, "0,15,30,45 * * * *");
 
     check_tables(&srv);
@@ -165,24 +205,59 @@ fn check_tables(srv: &Server) {
 
     let t = get(&["get", "pods", "-n", "seed-pod-nginx"]);
     t.assert_headers(&["NAME", "READY", "STATUS", "RESTARTS", "AGE"]);
-    assert_cells(&t.row("nginx"), &[("READY", "0/1"), ("STATUS", "Pending"), ("RESTARTS", "0")]);
-    let t = get(&["get", "pods", "-n", "seed-pod-nginx", "-o", "wide"]);
-    t.assert_headers(&["NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE", "NOMINATED NODE", "READINESS GATES"]);
     assert_cells(
         &t.row("nginx"),
-        &[("IP", "<none>"), ("NODE", "<none>"), ("NOMINATED NODE", "<none>"), ("READINESS GATES", "<none>")],
+        &[("READY", "0/1"), ("STATUS", "Pending"), ("RESTARTS", "0")],
+    );
+    let t = get(&["get", "pods", "-n", "seed-pod-nginx", "-o", "wide"]);
+    t.assert_headers(&[
+        "NAME",
+        "READY",
+        "STATUS",
+        "RESTARTS",
+        "AGE",
+        "IP",
+        "NODE",
+        "NOMINATED NODE",
+        "READINESS GATES",
+    ]);
+    assert_cells(
+        &t.row("nginx"),
+        &[
+            ("IP", "<none>"),
+            ("NODE", "<none>"),
+            ("NOMINATED NODE", "<none>"),
+            ("READINESS GATES", "<none>"),
+        ],
     );
 
     let t = get(&["get", "svc", "-n", "seed-service-my-service"]);
     t.assert_headers(&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]);
     let r = t.row("my-service");
-    assert_cells(&r, &[("TYPE", "ClusterIP"), ("EXTERNAL-IP", "<none>"), ("PORT(S)", "80/TCP")]);
-    assert!(r["CLUSTER-IP"].parse::<std::net::Ipv4Addr>().is_ok(), "a cluster IP is allocated: {r:?}");
+    assert_cells(
+        &r,
+        &[("TYPE", "ClusterIP"), ("EXTERNAL-IP", "<none>"), ("PORT(S)", "80/TCP")],
+    );
+    assert!(
+        r["CLUSTER-IP"].parse::<std::net::Ipv4Addr>().is_ok(),
+        "a cluster IP is allocated: {r:?}"
+    );
     let t = get(&["get", "svc", "-n", "seed-service-my-service", "-o", "wide"]);
-    t.assert_headers(&["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE", "SELECTOR"]);
+    t.assert_headers(&[
+        "NAME",
+        "TYPE",
+        "CLUSTER-IP",
+        "EXTERNAL-IP",
+        "PORT(S)",
+        "AGE",
+        "SELECTOR",
+    ]);
     assert_cells(&t.row("my-service"), &[("SELECTOR", "app=myapp")]);
     let t = get(&["get", "svc", "-n", "seed-statefulset-mysts-with-service"]);
-    assert_cells(&t.row("mysts"), &[("TYPE", "ClusterIP"), ("CLUSTER-IP", "None"), ("PORT(S)", "8080/TCP")]);
+    assert_cells(
+        &t.row("mysts"),
+        &[("TYPE", "ClusterIP"), ("CLUSTER-IP", "None"), ("PORT(S)", "8080/TCP")],
+    );
     let t = get(&["get", "svc", "my-external-service", "-n", "default"]);
     assert_cells(
         &t.row("my-external-service"),
@@ -198,26 +273,84 @@ fn check_tables(srv: &Server) {
 
     let t = get(&["get", "deploy", "-n", "seed-deployment-mydeploy"]);
     t.assert_headers(&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
-    assert_cells(&t.row("mydeploy"), &[("READY", "0/10"), ("UP-TO-DATE", "0"), ("AVAILABLE", "0")]);
+    assert_cells(
+        &t.row("mydeploy"),
+        &[("READY", "0/10"), ("UP-TO-DATE", "0"), ("AVAILABLE", "0")],
+    );
     let t = get(&["get", "deploy", "-n", "seed-deployment-mydeploy", "-o", "wide"]);
-    t.assert_headers(&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
-    assert_cells(&t.row("mydeploy"), &[("CONTAINERS", "nginx"), ("IMAGES", "nginx:1.7.9"), ("SELECTOR", "run=nginx")]);
+    t.assert_headers(&[
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]);
+    assert_cells(
+        &t.row("mydeploy"),
+        &[
+            ("CONTAINERS", "nginx"),
+            ("IMAGES", "nginx:1.7.9"),
+            ("SELECTOR", "run=nginx"),
+        ],
+    );
 
     let t = get(&["get", "rs", "-n", "seed-replicaset-myreplicaset"]);
     t.assert_headers(&["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
-    assert_cells(&t.row("myreplicaset"), &[("DESIRED", "2"), ("CURRENT", "0"), ("READY", "0")]);
-    let t = get(&["get", "rs", "-n", "seed-replicaset-kubia-matchexpressions", "-o", "wide"]);
-    t.assert_headers(&["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+    assert_cells(
+        &t.row("myreplicaset"),
+        &[("DESIRED", "2"), ("CURRENT", "0"), ("READY", "0")],
+    );
+    let t = get(&[
+        "get",
+        "rs",
+        "-n",
+        "seed-replicaset-kubia-matchexpressions",
+        "-o",
+        "wide",
+    ]);
+    t.assert_headers(&[
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]);
     assert_cells(
         &t.row("kubia"),
-        &[("DESIRED", "3"), ("CONTAINERS", "kubia"), ("IMAGES", "luksa/kubia"), ("SELECTOR", "app in (kubia)")],
+        &[
+            ("DESIRED", "3"),
+            ("CONTAINERS", "kubia"),
+            ("IMAGES", "luksa/kubia"),
+            ("SELECTOR", "app in (kubia)"),
+        ],
     );
 
     let t = get(&["get", "rc", "-n", "seed-replicationcontroller-kubia", "-o", "wide"]);
-    t.assert_headers(&["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+    t.assert_headers(&[
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]);
     assert_cells(
         &t.row("kubia"),
-        &[("DESIRED", "3"), ("CURRENT", "0"), ("READY", "0"), ("IMAGES", "luksa/kubia"), ("SELECTOR", "app=kubia")],
+        &[
+            ("DESIRED", "3"),
+            ("CURRENT", "0"),
+            ("READY", "0"),
+            ("IMAGES", "luksa/kubia"),
+            ("SELECTOR", "app=kubia"),
+        ],
     );
 
     let t = get(&["get", "sts", "-n", "seed-statefulset-mysts-with-service"]);
@@ -225,10 +358,22 @@ fn check_tables(srv: &Server) {
     assert_cells(&t.row("mysts"), &[("READY", "0/3")]);
     let t = get(&["get", "sts", "-n", "seed-statefulset-nginx-statefulset", "-o", "wide"]);
     t.assert_headers(&["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"]);
-    assert_cells(&t.row("nginx-statefulset"), &[("READY", "0/3"), ("CONTAINERS", "nginx"), ("IMAGES", "nginx:latest")]);
+    assert_cells(
+        &t.row("nginx-statefulset"),
+        &[("READY", "0/3"), ("CONTAINERS", "nginx"), ("IMAGES", "nginx:latest")],
+    );
 
     let t = get(&["get", "ds", "-n", "seed-daemonset-fluentd"]);
-    t.assert_headers(&["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]);
+    t.assert_headers(&[
+        "NAME",
+        "DESIRED",
+        "CURRENT",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "NODE SELECTOR",
+        "AGE",
+    ]);
     assert_cells(
         &t.row("fluentd"),
         &[
@@ -243,20 +388,54 @@ fn check_tables(srv: &Server) {
     let t = get(&["get", "ds", "-n", "seed-daemonset-ssd-monitor", "-o", "wide"]);
     assert_cells(
         &t.row("ssd-monitor"),
-        &[("NODE SELECTOR", "disk=ssd"), ("IMAGES", "luksa/ssd-monito"), ("SELECTOR", "app=ssd-monitor")],
+        &[
+            ("NODE SELECTOR", "disk=ssd"),
+            ("IMAGES", "luksa/ssd-monito"),
+            ("SELECTOR", "app=ssd-monitor"),
+        ],
     );
 
     let t = get(&["get", "jobs", "-n", "seed-job-myjob"]);
     t.assert_headers(&["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
-    assert_cells(&t.row("myjob"), &[("STATUS", "Running"), ("COMPLETIONS", "0/1"), ("DURATION", "")]);
+    assert_cells(
+        &t.row("myjob"),
+        &[("STATUS", "Running"), ("COMPLETIONS", "0/1"), ("DURATION", "")],
+    );
     let t = get(&["get", "jobs", "-n", "seed-job-multi-completion-parallel", "-o", "wide"]);
-    t.assert_headers(&["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]);
+    t.assert_headers(&[
+        "NAME",
+        "STATUS",
+        "COMPLETIONS",
+        "DURATION",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ]);
     let r = t.row("multi-completion-batch-job");
-    assert_cells(&r, &[("COMPLETIONS", "0/5"), ("CONTAINERS", "main"), ("IMAGES", "luksa/batch-job")]);
-    assert!(r["SELECTOR"].starts_with("batch.kubernetes.io/controller-uid="), "generated job selector: {r:?}");
+    assert_cells(
+        &r,
+        &[
+            ("COMPLETIONS", "0/5"),
+            ("CONTAINERS", "main"),
+            ("IMAGES", "luksa/batch-job"),
+        ],
+    );
+    assert!(
+        r["SELECTOR"].starts_with("batch.kubernetes.io/controller-uid="),
+        "generated job selector: {r:?}"
+    );
 
     let t = get(&["get", "cronjobs", "-n", "seed-cronjob-hello"]);
-    t.assert_headers(&["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]);
+    t.assert_headers(&[
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ]);
     assert_cells(
         &t.row("hello"),
         &[
@@ -322,14 +501,34 @@ fn check_defaults(srv: &Server) {
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
     };
 
-    let d = json(&["get", "deploy", "mydeploy", "-n", "seed-deployment-mydeploy", "-o", "json"]);
+    let d = json(&[
+        "get",
+        "deploy",
+        "mydeploy",
+        "-n",
+        "seed-deployment-mydeploy",
+        "-o",
+        "json",
+    ]);
     assert_eq!(d["kind"], "Deployment");
     assert_eq!(d["apiVersion"], "apps/v1");
     assert_eq!(d["metadata"]["generation"], 1);
     assert!(d["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36), "{d}");
-    assert!(d["metadata"]["resourceVersion"].as_str().is_some_and(|v| v.parse::<u64>().is_ok()), "{d}");
-    assert!(d["metadata"]["creationTimestamp"].as_str().is_some_and(|v| v.ends_with('Z')), "{d}");
-    let last = d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"].as_str().unwrap();
+    assert!(
+        d["metadata"]["resourceVersion"]
+            .as_str()
+            .is_some_and(|v| v.parse::<u64>().is_ok()),
+        "{d}"
+    );
+    assert!(
+        d["metadata"]["creationTimestamp"]
+            .as_str()
+            .is_some_and(|v| v.ends_with('Z')),
+        "{d}"
+    );
+    let last = d["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .unwrap();
     let last: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(last["spec"]["replicas"], 10);
     assert_eq!(d["spec"]["progressDeadlineSeconds"], 600);
@@ -344,17 +543,44 @@ fn check_defaults(srv: &Server) {
     assert_eq!(c["terminationMessagePath"], "/dev/termination-log");
     assert_eq!(c["terminationMessagePolicy"], "File");
 
-    let rs = json(&["get", "rs", "myreplicaset", "-n", "seed-replicaset-myreplicaset", "-o", "json"]);
-    assert_eq!(rs["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always", "untagged image");
+    let rs = json(&[
+        "get",
+        "rs",
+        "myreplicaset",
+        "-n",
+        "seed-replicaset-myreplicaset",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(
+        rs["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "Always",
+        "untagged image"
+    );
 
-    let s = json(&["get", "svc", "my-service", "-n", "seed-service-my-service", "-o", "json"]);
+    let s = json(&[
+        "get",
+        "svc",
+        "my-service",
+        "-n",
+        "seed-service-my-service",
+        "-o",
+        "json",
+    ]);
     assert_eq!(s["spec"]["type"], "ClusterIP");
     assert_eq!(s["spec"]["sessionAffinity"], "None");
     assert_eq!(s["spec"]["clusterIPs"][0], s["spec"]["clusterIP"]);
     assert_eq!(s["spec"]["ports"][0]["protocol"], "TCP");
     assert_eq!(s["spec"]["ports"][0]["targetPort"], 9376);
 
-    let sts = json(&["get", "sts", "mysts", "-n", "seed-statefulset-mysts-with-service", "-o", "json"]);
+    let sts = json(&[
+        "get",
+        "sts",
+        "mysts",
+        "-n",
+        "seed-statefulset-mysts-with-service",
+        "-o",
+        "json",
+    ]);
     assert_eq!(sts["spec"]["podManagementPolicy"], "OrderedReady");
     assert_eq!(sts["spec"]["updateStrategy"]["type"], "RollingUpdate");
     assert_eq!(sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"], 0);
@@ -364,8 +590,14 @@ fn check_defaults(srv: &Server) {
     assert_eq!(job["spec"]["completions"], 1);
     assert_eq!(job["spec"]["parallelism"], 1);
     let uid = job["metadata"]["uid"].as_str().unwrap();
-    assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid);
-    assert_eq!(job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"], "pi");
+    assert_eq!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        uid
+    );
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+        "pi"
+    );
     assert_eq!(job["spec"]["template"]["metadata"]["labels"]["job-name"], "pi");
 
     let cj = json(&["get", "cj", "hello", "-n", "seed-cronjob-hello", "-o", "json"]);
@@ -374,13 +606,24 @@ fn check_defaults(srv: &Server) {
     assert_eq!(cj["spec"]["successfulJobsHistoryLimit"], 3);
     assert_eq!(cj["spec"]["failedJobsHistoryLimit"], 1);
 
-    let sec = k.ok(&["get", "secret", "mysecret", "-n", "seed-secret-mysecret", "-o", "jsonpath={.data.username}"]);
+    let sec = k.ok(&[
+        "get",
+        "secret",
+        "mysecret",
+        "-n",
+        "seed-secret-mysecret",
+        "-o",
+        "jsonpath={.data.username}",
+    ]);
     assert_eq!(sec, "YWRtaW4=");
 
     let ns = json(&["get", "ns", "seed-pod-nginx", "-o", "json"]);
     assert_eq!(ns["spec"]["finalizers"], serde_json::json!(["kubernetes"]));
     assert_eq!(ns["status"]["phase"], "Active");
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "seed-pod-nginx");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "seed-pod-nginx"
+    );
 }
 
 /// `kubectl describe` of every kind the seeds create.
@@ -402,10 +645,21 @@ fn check_describe(srv: &Server) {
     ];
     for (kind, name, ns) in cases {
         let out = k.ok(&["describe", kind, name, "-n", ns]);
-        assert_eq!(describe_field(&out, "Name").as_deref(), Some(*name), "describe {kind} {name}:\n{out}");
-        assert_eq!(describe_field(&out, "Namespace").as_deref(), Some(*ns), "describe {kind} {name}:\n{out}");
+        assert_eq!(
+            describe_field(&out, "Name").as_deref(),
+            Some(*name),
+            "describe {kind} {name}:\n{out}"
+        );
+        assert_eq!(
+            describe_field(&out, "Namespace").as_deref(),
+            Some(*ns),
+            "describe {kind} {name}:\n{out}"
+        );
         if *kind != "secret" {
-            assert!(out.lines().any(|l| l.starts_with("Events:")), "describe {kind} shows events:\n{out}");
+            assert!(
+                out.lines().any(|l| l.starts_with("Events:")),
+                "describe {kind} shows events:\n{out}"
+            );
         }
     }
     let out = k.ok(&["describe", "namespace", "seed-pod-nginx"]);
@@ -419,8 +673,15 @@ fn check_describe(srv: &Server) {
         Some("10 desired | 0 updated | 0 total | 0 available | 0 unavailable"),
         "{d}"
     );
-    assert_eq!(describe_field(&d, "StrategyType").as_deref(), Some("RollingUpdate"), "{d}");
-    assert_eq!(describe_field(&d, "RollingUpdateStrategy").as_deref(), Some("25% max unavailable, 25% max surge"));
+    assert_eq!(
+        describe_field(&d, "StrategyType").as_deref(),
+        Some("RollingUpdate"),
+        "{d}"
+    );
+    assert_eq!(
+        describe_field(&d, "RollingUpdateStrategy").as_deref(),
+        Some("25% max unavailable, 25% max surge")
+    );
     assert_eq!(describe_field(&d, "Image").as_deref(), Some("nginx:1.7.9"));
 
     let p = k.ok(&["describe", "pod", "nginx", "-n", "seed-pod-nginx"]);
@@ -446,13 +707,23 @@ fn check_describe(srv: &Server) {
     assert_eq!(describe_field(&sec, "username").as_deref(), Some("5 bytes"), "{sec}");
     assert_eq!(describe_field(&sec, "password").as_deref(), Some("8 bytes"), "{sec}");
 
-    let j = k.ok(&["describe", "job", "multi-completion-batch-job", "-n", "seed-job-multi-completion-parallel"]);
+    let j = k.ok(&[
+        "describe",
+        "job",
+        "multi-completion-batch-job",
+        "-n",
+        "seed-job-multi-completion-parallel",
+    ]);
     assert_eq!(describe_field(&j, "Parallelism").as_deref(), Some("2"), "{j}");
     assert_eq!(describe_field(&j, "Completions").as_deref(), Some("5"), "{j}");
     let cj = k.ok(&["describe", "cj", "hello", "-n", "seed-cronjob-hello"]);
     assert_eq!(describe_field(&cj, "Schedule").as_deref(), Some("*/1 * * * *"), "{cj}");
     let rc = k.ok(&["describe", "rc", "kubia", "-n", "seed-replicationcontroller-kubia"]);
-    assert_eq!(describe_field(&rc, "Replicas").as_deref(), Some("0 current / 3 desired"), "{rc}");
+    assert_eq!(
+        describe_field(&rc, "Replicas").as_deref(),
+        Some("0 current / 3 desired"),
+        "{rc}"
+    );
 }
 
 #[test]
@@ -499,7 +770,15 @@ fn create_f_of_seeds_and_duplicates() {
         ]
     );
     // create -f sets no last-applied annotation.
-    let ann = k.ok(&["get", "deploy", "mydeploy", "-n", "created", "-o", "jsonpath={.metadata.annotations}"]);
+    let ann = k.ok(&[
+        "get",
+        "deploy",
+        "mydeploy",
+        "-n",
+        "created",
+        "-o",
+        "jsonpath={.metadata.annotations}",
+    ]);
     assert!(!ann.contains("last-applied-configuration"), "{ann}");
 
     // Again: every object already exists; kubectl reports each and exits 1.
@@ -527,7 +806,10 @@ fn create_f_of_seeds_and_duplicates() {
     let out = k.run(&["apply", "-f", cm.to_str().unwrap(), "-n", "created"]);
     assert!(out.success(), "{out:?}");
     assert_eq!(lines(&out.stdout), ["configmap/my-configmap configured"]);
-    assert_contains(&out.stderr, "missing the kubectl.kubernetes.io/last-applied-configuration annotation");
+    assert_contains(
+        &out.stderr,
+        "missing the kubectl.kubernetes.io/last-applied-configuration annotation",
+    );
 }
 
 #[test]
@@ -541,8 +823,14 @@ fn reapply_after_edit_keeps_fields_set_by_others() {
     let orig = std::fs::read_to_string(seed("deployment-mydeploy.yaml")).unwrap();
     let f = srv.write_file("mydeploy.yaml", &orig);
     let fp = f.to_str().unwrap();
-    assert_eq!(lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])), ["deployment.apps/mydeploy created"]);
-    assert_eq!(lines(&k.ok(&["label", "deploy", "mydeploy", "team=blue", "-n", "ra"])), ["deployment.apps/mydeploy labeled"]);
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])),
+        ["deployment.apps/mydeploy created"]
+    );
+    assert_eq!(
+        lines(&k.ok(&["label", "deploy", "mydeploy", "team=blue", "-n", "ra"])),
+        ["deployment.apps/mydeploy labeled"]
+    );
     assert_eq!(
         lines(&k.ok(&["annotate", "deploy", "mydeploy", "owner=ops", "-n", "ra"])),
         ["deployment.apps/mydeploy annotated"]
@@ -551,17 +839,36 @@ fn reapply_after_edit_keeps_fields_set_by_others() {
         .replace("image: nginx:1.7.9", "image: nginx:1.9.1")
         .replace("  name: mydeploy\n", "  name: mydeploy\n  labels:\n    tier: web\n");
     srv.write_file("mydeploy.yaml", &edited);
-    assert_eq!(lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])), ["deployment.apps/mydeploy configured"]);
-    assert_eq!(get("deploy/mydeploy", "{.spec.template.spec.containers[0].image}"), "nginx:1.9.1");
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])),
+        ["deployment.apps/mydeploy configured"]
+    );
+    assert_eq!(
+        get("deploy/mydeploy", "{.spec.template.spec.containers[0].image}"),
+        "nginx:1.9.1"
+    );
     assert_eq!(get("deploy/mydeploy", "{.metadata.labels.team}"), "blue");
     assert_eq!(get("deploy/mydeploy", "{.metadata.labels.tier}"), "web");
     assert_eq!(get("deploy/mydeploy", "{.metadata.annotations.owner}"), "ops");
-    assert_eq!(get("deploy/mydeploy", "{.metadata.generation}"), "2", "a template change bumps generation");
+    assert_eq!(
+        get("deploy/mydeploy", "{.metadata.generation}"),
+        "2",
+        "a template change bumps generation"
+    );
     // A field removed from the file that was applied before is removed; others' fields stay.
-    srv.write_file("mydeploy.yaml", orig.replace("image: nginx:1.7.9", "image: nginx:1.9.1"));
-    assert_eq!(lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])), ["deployment.apps/mydeploy configured"]);
+    srv.write_file(
+        "mydeploy.yaml",
+        orig.replace("image: nginx:1.7.9", "image: nginx:1.9.1"),
+    );
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])),
+        ["deployment.apps/mydeploy configured"]
+    );
     assert_eq!(get("deploy/mydeploy", "{.metadata.labels}"), r#"{"team":"blue"}"#);
-    assert_eq!(lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])), ["deployment.apps/mydeploy unchanged"]);
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", fp, "-n", "ra"])),
+        ["deployment.apps/mydeploy unchanged"]
+    );
 
     // 2. Scale, then apply a file without replicas: the scaled value stays.
     let no_replicas = std::fs::read_to_string(seed("deployment-nginx-deployment.yaml"))
@@ -576,10 +883,19 @@ fn reapply_after_edit_keeps_fields_set_by_others() {
         lines(&k.ok(&["scale", "deploy", "nginx-deployment", "--replicas=4", "-n", "ra"])),
         ["deployment.apps/nginx-deployment scaled"]
     );
-    srv.write_file("nginx-deployment.yaml", no_replicas.replace("image: nginx:latest", "image: nginx:1.27"));
-    assert_eq!(lines(&k.ok(&["apply", "-f", gp, "-n", "ra"])), ["deployment.apps/nginx-deployment configured"]);
+    srv.write_file(
+        "nginx-deployment.yaml",
+        no_replicas.replace("image: nginx:latest", "image: nginx:1.27"),
+    );
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", gp, "-n", "ra"])),
+        ["deployment.apps/nginx-deployment configured"]
+    );
     assert_eq!(get("deploy/nginx-deployment", "{.spec.replicas}"), "4");
-    assert_eq!(get("deploy/nginx-deployment", "{.spec.template.spec.containers[0].image}"), "nginx:1.27");
+    assert_eq!(
+        get("deploy/nginx-deployment", "{.spec.template.spec.containers[0].image}"),
+        "nginx:1.27"
+    );
 
     // 3. Lists merged by key: env set by `kubectl set env` survives; env removed from the file goes.
     let env_v1 = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: envy\nspec:\n  selector:\n    matchLabels:\n      app: envy\n  template:\n    metadata:\n      labels:\n        app: envy\n    spec:\n      containers:\n      - name: app\n        image: busybox\n        env:\n        - name: A\n          value: \"1\"\n        - name: B\n          value: \"2\"\n";
@@ -590,16 +906,28 @@ fn reapply_after_edit_keeps_fields_set_by_others() {
         lines(&k.ok(&["set", "env", "deploy/envy", "C=3", "-n", "ra"])),
         ["deployment.apps/envy env updated"]
     );
-    srv.write_file("envy.yaml", env_v1.replace("          value: \"1\"\n        - name: B\n          value: \"2\"\n", "          value: \"10\"\n"));
+    srv.write_file(
+        "envy.yaml",
+        env_v1.replace(
+            "          value: \"1\"\n        - name: B\n          value: \"2\"\n",
+            "          value: \"10\"\n",
+        ),
+    );
     k.ok(&["apply", "-f", ep, "-n", "ra"]);
-    let env = get("deploy/envy", "{range .spec.template.spec.containers[0].env[*]}{.name}={.value};{end}");
+    let env = get(
+        "deploy/envy",
+        "{range .spec.template.spec.containers[0].env[*]}{.name}={.value};{end}",
+    );
     assert_eq!(env, "A=10;C=3;");
 
     // 4. Labels added by others to a pod do not make a re-apply change anything.
     let p = seed("pod-nginx-labeled.yaml");
     k.ok(&["apply", "-f", p.to_str().unwrap(), "-n", "ra"]);
     k.ok(&["label", "pod", "nginx", "extra=1", "-n", "ra"]);
-    assert_eq!(lines(&k.ok(&["apply", "-f", p.to_str().unwrap(), "-n", "ra"])), ["pod/nginx unchanged"]);
+    assert_eq!(
+        lines(&k.ok(&["apply", "-f", p.to_str().unwrap(), "-n", "ra"])),
+        ["pod/nginx unchanged"]
+    );
     assert_eq!(get("pod/nginx", "{.metadata.labels.extra}"), "1");
 
     // 5. Multi-document re-apply.
@@ -616,7 +944,9 @@ fn reapply_after_edit_keeps_fields_set_by_others() {
         lines(&k.ok(&["apply", "--server-side", "-f", c.to_str().unwrap(), "-n", "ra"])),
         ["configmap/my-configmap serverside-applied"]
     );
-    let changed = std::fs::read_to_string(&c).unwrap().replace("key2: value2", "key2: value3");
+    let changed = std::fs::read_to_string(&c)
+        .unwrap()
+        .replace("key2: value2", "key2: value3");
     assert_eq!(
         lines(&k.ok_stdin(&["apply", "--server-side", "-f", "-", "-n", "ra"], &changed)),
         ["configmap/my-configmap serverside-applied"]

@@ -16,7 +16,9 @@ use crate::{alloc, body, convert, meta, output};
 /// Refuses writes into a namespace that is missing or terminating, as the NamespaceLifecycle
 /// admission plugin does.
 pub fn check_namespace(server: &ApiServer, def: &ResourceDef, ns: Option<&str>, name: &str) -> ApiResult<()> {
-    let Some(ns) = ns.filter(|_| def.namespaced) else { return Ok(()) };
+    let Some(ns) = ns.filter(|_| def.namespaced) else {
+        return Ok(());
+    };
     let Some(nsobj) = server.namespace(ns) else {
         return Err(ApiError::not_found(crate::state::namespaces(), ns));
     };
@@ -38,7 +40,9 @@ pub fn set_namespace(def: &ResourceDef, url_ns: Option<&str>, obj: &mut Value) -
         return Ok(());
     }
     let Some(ns) = url_ns else {
-        return Err(ApiError::bad_request("the namespace of the object must be set in the request URL"));
+        return Err(ApiError::bad_request(
+            "the namespace of the object must be set in the request URL",
+        ));
     };
     match m.get("namespace").and_then(Value::as_str) {
         Some(n) if !n.is_empty() && n != ns => Err(ApiError::bad_request(
@@ -62,7 +66,13 @@ fn init_metadata(def: &ResourceDef, obj: &mut Value) {
             m.insert("name".into(), json!(name));
         }
     }
-    for f in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"] {
+    for f in [
+        "resourceVersion",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "selfLink",
+        "managedFields",
+    ] {
         m.remove(f);
     }
     m.insert("uid".into(), json!(meta::uid()));
@@ -125,5 +135,11 @@ pub async fn create(server: &ApiServer, req: &Request, body: Body) -> ApiResult<
         store_new(server, def, obj).await?
     };
     let view = read::view(def, &std::sync::Arc::new(created));
-    Ok(output::object_response(def, &view, req.format(), StatusCode::CREATED, &warnings))
+    Ok(output::object_response(
+        def,
+        &view,
+        req.format(),
+        StatusCode::CREATED,
+        &warnings,
+    ))
 }

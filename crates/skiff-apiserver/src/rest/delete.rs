@@ -37,12 +37,21 @@ async fn options(req: &Request, body: Body) -> ApiResult<Options> {
     let grace = match doc["gracePeriodSeconds"].as_i64() {
         Some(g) => Some(g),
         None => match q.grace_period_seconds.as_deref() {
-            Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {s}")))?),
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds: {s}")))?,
+            ),
             None => None,
         },
     };
-    let orphan = doc["orphanDependents"].as_bool().map(|o| if o { "Orphan" } else { "Background" }.to_string());
-    let propagation = doc["propagationPolicy"].as_str().map(str::to_string).or_else(|| q.propagation_policy.clone()).or(orphan);
+    let orphan = doc["orphanDependents"]
+        .as_bool()
+        .map(|o| if o { "Orphan" } else { "Background" }.to_string());
+    let propagation = doc["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| q.propagation_policy.clone())
+        .or(orphan);
     if let Some(p) = &propagation {
         if !["Orphan", "Background", "Foreground"].contains(&p.as_str()) {
             return Err(ApiError::bad_request(format!(
@@ -73,7 +82,9 @@ fn grace_period(server: &ApiServer, def: &ResourceDef, obj: &Value, opts: &Optio
     if node.is_empty() || !node_exists || phase == "Succeeded" || phase == "Failed" {
         return 0;
     }
-    opts.grace.unwrap_or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30)).max(0)
+    opts.grace
+        .unwrap_or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64().unwrap_or(30))
+        .max(0)
 }
 
 fn success_status(def: &ResourceDef, obj: &Value) -> Value {
@@ -85,7 +96,13 @@ fn success_status(def: &ResourceDef, obj: &Value) -> Value {
 }
 
 /// Deletes (or starts deleting) one object; returns the response body.
-pub(crate) async fn delete_one(server: &ApiServer, def: &ResourceDef, ns: Option<&str>, name: &str, opts: &Options) -> ApiResult<Value> {
+pub(crate) async fn delete_one(
+    server: &ApiServer,
+    def: &ResourceDef,
+    ns: Option<&str>,
+    name: &str,
+    opts: &Options,
+) -> ApiResult<Value> {
     let key = def.key(ns, name);
     for _ in 0..RETRIES {
         let Some(cur) = storage::load(server, &key).await? else {
@@ -95,7 +112,11 @@ pub(crate) async fn delete_one(server: &ApiServer, def: &ResourceDef, ns: Option
         if let Some(uid) = &opts.uid {
             let have = obj["metadata"]["uid"].as_str().unwrap_or("");
             if uid != have {
-                return Err(ApiError::conflict_msg(def, name, &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}")));
+                return Err(ApiError::conflict_msg(
+                    def,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"),
+                ));
             }
         }
         if let Some(rv) = &opts.resource_version {
@@ -112,7 +133,9 @@ pub(crate) async fn delete_one(server: &ApiServer, def: &ResourceDef, ns: Option
             _ => None,
         };
         if let Some(f) = policy_finalizer {
-            let list = meta::meta_mut(&mut next).entry("finalizers").or_insert_with(|| json!([]));
+            let list = meta::meta_mut(&mut next)
+                .entry("finalizers")
+                .or_insert_with(|| json!([]));
             if let Some(a) = list.as_array_mut() {
                 if !a.iter().any(|x| x == f) {
                     a.push(json!(f));
@@ -128,7 +151,11 @@ pub(crate) async fn delete_one(server: &ApiServer, def: &ResourceDef, ns: Option
             if storage::remove(server, &key, cur.revision).await? {
                 tracing::debug!(kind = def.kind, name, "deleted");
                 let view = convert::to_view(def, &obj).unwrap_or(obj);
-                return Ok(if def.kind == "Pod" { view } else { success_status(def, &view) });
+                return Ok(if def.kind == "Pod" {
+                    view
+                } else {
+                    success_status(def, &view)
+                });
             }
             continue;
         }

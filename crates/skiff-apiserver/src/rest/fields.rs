@@ -28,7 +28,10 @@ fn mode(req: &Request) -> ApiResult<Mode> {
 }
 
 fn cannot_handle(def: &ResourceDef, msg: &str) -> ApiError {
-    ApiError::bad_request(format!("{} in version \"{}\" cannot be handled as a {}: {msg}", def.kind, def.version, def.kind))
+    ApiError::bad_request(format!(
+        "{} in version \"{}\" cannot be handled as a {}: {msg}",
+        def.kind, def.version, def.kind
+    ))
 }
 
 /// Checks `apiVersion`/`kind` of a body and fills them in when missing.
@@ -67,7 +70,10 @@ pub fn check_unknown(req: &Request, obj: &mut Value) -> ApiResult<Vec<String>> {
     }
     let msgs: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
     if mode == Mode::Strict {
-        return Err(cannot_handle(def, &format!("strict decoding error: {}", msgs.join(", "))));
+        return Err(cannot_handle(
+            def,
+            &format!("strict decoding error: {}", msgs.join(", ")),
+        ));
     }
     for p in &unknown {
         meta::remove_path(obj, p);

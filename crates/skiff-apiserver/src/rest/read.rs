@@ -37,7 +37,9 @@ impl Selectors {
             .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?;
         let fields = FieldSelector::parse(req.query.field_selector.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
-        fields.check_supported(def).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        fields
+            .check_supported(def)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(Selectors { labels, fields })
     }
 
@@ -48,7 +50,7 @@ impl Selectors {
 }
 
 /// The continue token: where the previous page ended.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct ContinueToken {
     rv: i64,
     start: String,
@@ -58,7 +60,11 @@ fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
-    serde_json::from_slice(&bytes).map_err(|_| ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)"))
+    serde_json::from_slice(&bytes).map_err(|_| {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    })
 }
 
 fn encode_continue(t: &ContinueToken) -> String {
@@ -69,8 +75,17 @@ fn encode_continue(t: &ContinueToken) -> String {
 pub fn get(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response> {
     let def = req.target.def;
     let key = def.key(req.target.namespace.as_deref(), name);
-    let obj = server.cache.get(def, &key).ok_or_else(|| ApiError::not_found(def, name))?;
-    Ok(output::object_response(def, &view(def, &obj), req.format(), StatusCode::OK, &[]))
+    let obj = server
+        .cache
+        .get(def, &key)
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    Ok(output::object_response(
+        def,
+        &view(def, &obj),
+        req.format(),
+        StatusCode::OK,
+        &[],
+    ))
 }
 
 /// `GET` of a collection.
@@ -85,10 +100,14 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
     };
     if let Some(t) = &token {
         if !t.start.starts_with(&prefix) {
-            return Err(ApiError::bad_request("continue key is not valid: key does not match the request"));
+            return Err(ApiError::bad_request(
+                "continue key is not valid: key does not match the request",
+            ));
         }
     }
-    let (items, rev) = server.cache.list(def, &prefix, token.as_ref().map(|t| t.start.as_str()));
+    let (items, rev) = server
+        .cache
+        .list(def, &prefix, token.as_ref().map(|t| t.start.as_str()));
     let mut page: Vec<Arc<Value>> = Vec::new();
     let mut last_key = String::new();
     let mut remaining = 0i64;
@@ -128,7 +147,10 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let t = encode_continue(&ContinueToken { rv: 7, start: "/registry/core/pods/a/b".into() });
+        let t = encode_continue(&ContinueToken {
+            rv: 7,
+            start: "/registry/core/pods/a/b".into(),
+        });
         let d = decode_continue(&t).unwrap();
         assert_eq!((d.rv, d.start.as_str()), (7, "/registry/core/pods/a/b"));
         assert_eq!(decode_continue("!!").unwrap_err().code, 400);

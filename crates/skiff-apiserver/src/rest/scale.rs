@@ -23,7 +23,9 @@ fn selector_string(obj: &Value) -> String {
     } else {
         json!({"matchLabels": sel})
     };
-    LabelSelector::from_json(&as_label_selector).map(|s| s.to_string()).unwrap_or_default()
+    LabelSelector::from_json(&as_label_selector)
+        .map(|s| s.to_string())
+        .unwrap_or_default()
 }
 
 /// The Scale of an object.
@@ -45,14 +47,20 @@ fn scale_of(obj: &Value) -> Value {
 }
 
 fn main_target(req: &Request) -> Target {
-    Target { sub: None, ..req.target.clone() }
+    Target {
+        sub: None,
+        ..req.target.clone()
+    }
 }
 
 /// `GET .../{name}/scale`.
 pub fn get(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response> {
     let def: &ResourceDef = req.target.def;
     let key = def.key(req.target.namespace.as_deref(), name);
-    let obj = server.cache.get(def, &key).ok_or_else(|| ApiError::not_found(def, name))?;
+    let obj = server
+        .cache
+        .get(def, &key)
+        .ok_or_else(|| ApiError::not_found(def, name))?;
     Ok(output::json_response(StatusCode::OK, &scale_of(&obj), &[]))
 }
 
@@ -60,8 +68,16 @@ pub fn get(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response>
 pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body, is_patch: bool) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let ct = body::content_type(&req.headers);
-    let doc = if is_patch { body::parse_json(&bytes)? } else { body::decode_object(&req.headers, &bytes)? };
-    let main = Request { target: main_target(req), query: Default::default(), headers: req.headers.clone() };
+    let doc = if is_patch {
+        body::parse_json(&bytes)?
+    } else {
+        body::decode_object(&req.headers, &bytes)?
+    };
+    let main = Request {
+        target: main_target(req),
+        query: Default::default(),
+        headers: req.headers.clone(),
+    };
     let written = update::modify(server, &main, name, |cur| {
         let scale = scale_of(cur);
         let new_scale = if !is_patch {
@@ -92,5 +108,9 @@ pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body, i
         Ok(obj)
     })
     .await?;
-    Ok(output::json_response(StatusCode::OK, &scale_of(&written.obj), &written.warnings))
+    Ok(output::json_response(
+        StatusCode::OK,
+        &scale_of(&written.obj),
+        &written.warnings,
+    ))
 }

@@ -35,17 +35,29 @@ fn with_rv(mut obj: Value, rev: i64) -> Value {
 
 /// Reads the current object from the store (not the cache: writes must start from the truth).
 pub async fn load(server: &ApiServer, key: &str) -> ApiResult<Option<Current>> {
-    let Some(kv) = server.store.get(key).await? else { return Ok(None) };
-    let obj = decode_kv(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal(format!("unreadable object at {key}")))?;
-    Ok(Some(Current { obj, revision: kv.mod_revision }))
+    let Some(kv) = server.store.get(key).await? else {
+        return Ok(None);
+    };
+    let obj =
+        decode_kv(&kv, kv.mod_revision).ok_or_else(|| ApiError::internal(format!("unreadable object at {key}")))?;
+    Ok(Some(Current {
+        obj,
+        revision: kv.mod_revision,
+    }))
 }
 
 /// Writes `obj` at `key` if the key's mod revision is still `expected` (0 = absent).
 /// `None` when the compare failed.
 pub async fn put(server: &ApiServer, key: &str, obj: &Value, expected: i64) -> ApiResult<Option<Value>> {
     let txn = Txn {
-        compare: vec![Compare::ModRevision { key: key.to_string(), revision: expected }],
-        success: vec![Op::Put { key: key.to_string(), value: encode(obj) }],
+        compare: vec![Compare::ModRevision {
+            key: key.to_string(),
+            revision: expected,
+        }],
+        success: vec![Op::Put {
+            key: key.to_string(),
+            value: encode(obj),
+        }],
         failure: vec![],
     };
     let resp = server.store.txn(txn).await?;
@@ -59,7 +71,10 @@ pub async fn put(server: &ApiServer, key: &str, obj: &Value, expected: i64) -> A
 /// Deletes `key` if its mod revision is still `expected`; `false` when the compare failed.
 pub async fn remove(server: &ApiServer, key: &str, expected: i64) -> ApiResult<bool> {
     let txn = Txn {
-        compare: vec![Compare::ModRevision { key: key.to_string(), revision: expected }],
+        compare: vec![Compare::ModRevision {
+            key: key.to_string(),
+            revision: expected,
+        }],
         success: vec![Op::Delete { key: key.to_string() }],
         failure: vec![],
     };

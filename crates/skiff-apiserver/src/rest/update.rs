@@ -17,7 +17,14 @@ use crate::{alloc, body, convert, meta, output};
 const RETRIES: usize = 16;
 
 /// Metadata fields only the server sets; an update keeps the stored values.
-const SYSTEM_META: &[&str] = &["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation", "managedFields"];
+const SYSTEM_META: &[&str] = &[
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "managedFields",
+];
 
 /// Builds the new stored object from the current one and the client's version of it.
 fn merge_system_fields(def: &ResourceDef, sub: Option<&str>, cur: &Value, new: Value) -> Value {
@@ -77,11 +84,15 @@ fn requested_rv(def: &ResourceDef, obj: &Value) -> ApiResult<Option<i64>> {
     match meta::meta_str(obj, "resourceVersion").filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(s) => s.parse().map(Some).map_err(|_| {
-            ApiError::invalid(def, meta::name(obj), &[validation::Cause {
-                reason: "FieldValueInvalid".into(),
-                message: format!("Invalid value: \"{s}\": must be a valid resourceVersion"),
-                field: "metadata.resourceVersion".into(),
-            }])
+            ApiError::invalid(
+                def,
+                meta::name(obj),
+                &[validation::Cause {
+                    reason: "FieldValueInvalid".into(),
+                    message: format!("Invalid value: \"{s}\": must be a valid resourceVersion"),
+                    field: "metadata.resourceVersion".into(),
+                }],
+            )
         }),
     }
 }
@@ -140,7 +151,8 @@ where
         }
         if def.kind == "Service" && def.group.is_empty() && sub.is_none() {
             let _guard = server.service_lock.lock().await;
-            alloc::allocate(&server.cache, def, &mut merged, Some(&key)).map_err(|c| ApiError::invalid(def, name, &c))?;
+            alloc::allocate(&server.cache, def, &mut merged, Some(&key))
+                .map_err(|c| ApiError::invalid(def, name, &c))?;
         }
         if same_object(&merged, &cur_view) || req.query.is_dry_run() {
             return Ok(Written { obj: merged, warnings });
@@ -151,7 +163,8 @@ where
                 tracing::debug!(kind = def.kind, name, "finalizers cleared; object removed");
                 return Ok(Written { obj: merged, warnings });
             }
-        } else if let Some(stored) = storage::put(server, &key, &convert::to_storage(def, merged), cur.revision).await? {
+        } else if let Some(stored) = storage::put(server, &key, &convert::to_storage(def, merged), cur.revision).await?
+        {
             let obj = convert::to_view(def, &stored).unwrap_or(stored);
             return Ok(Written { obj, warnings });
         }
@@ -164,7 +177,13 @@ where
 
 fn respond(req: &Request, w: Written) -> Response {
     let def = req.target.def;
-    output::object_response(def, &read::view(def, &std::sync::Arc::new(w.obj)), req.format(), StatusCode::OK, &w.warnings)
+    output::object_response(
+        def,
+        &read::view(def, &std::sync::Arc::new(w.obj)),
+        req.format(),
+        StatusCode::OK,
+        &w.warnings,
+    )
 }
 
 /// `PUT .../{name}[/status]`.
@@ -212,7 +231,9 @@ pub async fn patch(server: &ApiServer, req: &Request, name: &str, body: Body) ->
     };
     if ct == "application/apply-patch+yaml" {
         if req.query.field_manager.as_deref().unwrap_or("").is_empty() {
-            return Err(ApiError::bad_request("PATCH requests using apply must have a field manager"));
+            return Err(ApiError::bad_request(
+                "PATCH requests using apply must have a field manager",
+            ));
         }
         let key = def.key(req.target.namespace.as_deref(), name);
         if req.target.sub.is_none() && server.cache.get(def, &key).is_none() {
@@ -244,9 +265,19 @@ async fn apply_create(server: &ApiServer, req: &Request, name: &str, doc: Value)
         )));
     }
     let warnings = create::prepare(server, req, &mut obj)?;
-    let created = if req.query.is_dry_run() { obj } else { create::store_new(server, def, obj).await? };
+    let created = if req.query.is_dry_run() {
+        obj
+    } else {
+        create::store_new(server, def, obj).await?
+    };
     let view = read::view(def, &std::sync::Arc::new(created));
-    Ok(output::object_response(def, &view, req.format(), StatusCode::CREATED, &warnings))
+    Ok(output::object_response(
+        def,
+        &view,
+        req.format(),
+        StatusCode::CREATED,
+        &warnings,
+    ))
 }
 
 /// `POST pods/{name}/binding`: assigns the pod to a node once and marks it scheduled.
@@ -271,18 +302,29 @@ pub async fn binding(server: &ApiServer, req: &Request, name: &str, body: Body) 
         };
         let mut p = cur.obj;
         if let Some(n) = p["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
-            return Err(ApiError::conflict_msg(def, name, &format!("pod {name} is already assigned to node \"{n}\"")));
+            return Err(ApiError::conflict_msg(
+                def,
+                name,
+                &format!("pod {name} is already assigned to node \"{n}\""),
+            ));
         }
         if p["metadata"]["deletionTimestamp"].is_string() {
-            return Err(ApiError::conflict_msg(def, name, "pod is being deleted, cannot be assigned to a host"));
+            return Err(ApiError::conflict_msg(
+                def,
+                name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
         }
         p["spec"]["nodeName"] = json!(node);
         let mut conds: Vec<Value> = p["status"]["conditions"].as_array().cloned().unwrap_or_default();
         conds.retain(|c| c["type"] != "PodScheduled");
-        conds.push(json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()}));
+        conds.push(
+            json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()}),
+        );
         p["status"]["conditions"] = Value::Array(conds);
         if storage::put(server, &key, &p, cur.revision).await?.is_some() {
-            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            let status =
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             return Ok(output::json_response(StatusCode::CREATED, &status, &[]));
         }
     }

@@ -111,13 +111,22 @@ pub async fn watch(server: Server, req: Request) -> ApiResult<Response> {
     let from = match req.query.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
         Some(_) if initial => None,
-        Some(s) => Some(s.parse::<i64>().map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?),
+        Some(s) => Some(
+            s.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {s}")))?,
+        ),
     };
     if let Some(rv) = from {
         if rv > server.cache.revision()
-            && tokio::time::timeout(FUTURE_RV_WAIT, server.cache.wait_for(rv)).await.is_err()
+            && tokio::time::timeout(FUTURE_RV_WAIT, server.cache.wait_for(rv))
+                .await
+                .is_err()
         {
-            return Err(ApiError::new(504, "Timeout", format!("Too large resource version: {rv}, current: {}", server.cache.revision())));
+            return Err(ApiError::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {rv}, current: {}", server.cache.revision()),
+            ));
         }
     }
     let bookmarks = req.query.bookmarks();
@@ -126,7 +135,13 @@ pub async fn watch(server: Server, req: Request) -> ApiResult<Response> {
         // Upstream picks 30–60 minutes so watchers do not all reconnect at once.
         _ => Duration::from_secs(1800 + rand::random::<u64>() % 1800),
     };
-    let mut enc = Encoder { def, namespace: req.target.namespace.clone(), selectors, format: req.format(), sent_columns: false };
+    let mut enc = Encoder {
+        def,
+        namespace: req.target.namespace.clone(),
+        selectors,
+        format: req.format(),
+        sent_columns: false,
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     match server.cache.subscribe(def, from) {
         Err(oldest) => {
@@ -185,6 +200,7 @@ pub async fn watch(server: Server, req: Request) -> ApiResult<Response> {
     }
     let mut resp = Response::new(Body::from_stream(ReceiverStream::new(rx)));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(resp)
 }

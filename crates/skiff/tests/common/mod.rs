@@ -170,7 +170,12 @@ pub fn run_cmd(mut cmd: Command, stdin: Option<&[u8]>, timeout: Duration) -> Out
             None => std::thread::sleep(Duration::from_millis(5)),
         }
     };
-    Out { cmd: desc, status, stdout: out_t.join().unwrap_or_default(), stderr: err_t.join().unwrap_or_default() }
+    Out {
+        cmd: desc,
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
 }
 
 fn read_all(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
@@ -196,7 +201,10 @@ pub struct Server {
 impl Server {
     /// Starts a server on a fresh data directory and a free port, and waits until it is ready.
     pub fn start() -> Server {
-        let tmp = tempfile::Builder::new().prefix("skiff-e2e-").tempdir().expect("tempdir");
+        let tmp = tempfile::Builder::new()
+            .prefix("skiff-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let root = tmp.path().to_path_buf();
         let data_dir = root.join("data");
         let mut s = Server {
@@ -297,7 +305,9 @@ impl Server {
             }
             if self.kubeconfig.exists() {
                 let mut cmd = Command::new(kubectl_bin(Some("1.33")));
-                cmd.arg("--kubeconfig").arg(&self.kubeconfig).args(["get", "--raw", "/readyz", "--request-timeout=2s"]);
+                cmd.arg("--kubeconfig")
+                    .arg(&self.kubeconfig)
+                    .args(["get", "--raw", "/readyz", "--request-timeout=2s"]);
                 let out = run_cmd(cmd, None, Duration::from_secs(10));
                 if out.success() && out.stdout.trim() == "ok" {
                     return;
@@ -336,7 +346,11 @@ impl Server {
             let text = std::fs::read_to_string(&p).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             let from = lines.len().saturating_sub(40);
-            s.push_str(&format!("--- {} (last {} lines) ---\n", p.display(), lines.len() - from));
+            s.push_str(&format!(
+                "--- {} (last {} lines) ---\n",
+                p.display(),
+                lines.len() - from
+            ));
             for l in &lines[from..] {
                 s.push_str(l);
                 s.push('\n');
@@ -347,17 +361,30 @@ impl Server {
 
     /// kubectl on PATH (the version dispatcher).
     pub fn k(&self) -> Kubectl<'_> {
-        Kubectl { srv: self, version: None, env: Vec::new() }
+        Kubectl {
+            srv: self,
+            version: None,
+            env: Vec::new(),
+        }
     }
 
     /// kubectl of an explicit version, "1.27" … "1.33".
     pub fn kv(&self, version: &str) -> Kubectl<'_> {
-        Kubectl { srv: self, version: Some(version.to_string()), env: Vec::new() }
+        Kubectl {
+            srv: self,
+            version: Some(version.to_string()),
+            env: Vec::new(),
+        }
     }
 
     /// kubectl with an optional explicit version (None = the one on PATH).
     pub fn kubectl(&self, version: Option<&str>, args: &[&str]) -> Out {
-        Kubectl { srv: self, version: version.map(str::to_string), env: Vec::new() }.run(args)
+        Kubectl {
+            srv: self,
+            version: version.map(str::to_string),
+            env: Vec::new(),
+        }
+        .run(args)
     }
 
     /// `kubectl … args` with kubectl on PATH; panics with the full output unless it succeeds.
@@ -379,14 +406,34 @@ impl Server {
 
     /// Raw HTTPS request with curl (`-k`); `token` None sends no Authorization header.
     /// Returns (HTTP status, body).
-    pub fn curl(&self, method: &str, path: &str, token: Option<&str>, body: Option<&[u8]>, ctype: &str) -> (u16, String) {
+    pub fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+        ctype: &str,
+    ) -> (u16, String) {
         let mut cmd = Command::new("curl");
-        cmd.args(["-sk", "--max-time", "30", "-o", "-", "-w", "\n%{http_code}", "-X", method]);
+        cmd.args([
+            "-sk",
+            "--max-time",
+            "30",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+        ]);
         if let Some(t) = token {
             cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
         }
         if body.is_some() {
-            cmd.arg("-H").arg(format!("Content-Type: {ctype}")).arg("--data-binary").arg("@-");
+            cmd.arg("-H")
+                .arg(format!("Content-Type: {ctype}"))
+                .arg("--data-binary")
+                .arg("@-");
         }
         cmd.arg(format!("{}{}", self.url(), path));
         let out = run_cmd(cmd, body, Duration::from_secs(60));
@@ -398,7 +445,9 @@ impl Server {
     /// Spawns a long-running kubectl (e.g. `get -w`) whose output is collected in the background.
     pub fn spawn_kubectl(&self, version: Option<&str>, args: &[&str]) -> Background {
         let mut cmd = Command::new(kubectl_bin(version));
-        cmd.arg("--kubeconfig").arg(&self.kubeconfig).arg(format!("--cache-dir={}", self.cache_dir(version).display()));
+        cmd.arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg(format!("--cache-dir={}", self.cache_dir(version).display()));
         cmd.args(args);
         Background::spawn(cmd)
     }
@@ -431,7 +480,8 @@ pub struct Kubectl<'a> {
 impl Kubectl<'_> {
     /// Adds an environment variable for the invocations of this handle.
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.env.push((k.to_string(), v.as_ref().to_string_lossy().into_owned()));
+        self.env
+            .push((k.to_string(), v.as_ref().to_string_lossy().into_owned()));
         self
     }
 
@@ -442,9 +492,10 @@ impl Kubectl<'_> {
 
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(kubectl_bin(self.version.as_deref()));
-        cmd.arg("--kubeconfig")
-            .arg(&self.srv.kubeconfig)
-            .arg(format!("--cache-dir={}", self.srv.cache_dir(self.version.as_deref()).display()));
+        cmd.arg("--kubeconfig").arg(&self.srv.kubeconfig).arg(format!(
+            "--cache-dir={}",
+            self.srv.cache_dir(self.version.as_deref()).display()
+        ));
         cmd.args(args);
         cmd.env_remove("KUBECONFIG").env_remove("KUBE_EDITOR");
         cmd.current_dir(&self.srv.root);
@@ -509,8 +560,14 @@ impl Background {
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         for (pipe, buf) in [
-            (Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>, stdout.clone()),
-            (Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>, stderr.clone()),
+            (
+                Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+                stdout.clone(),
+            ),
+            (
+                Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
+                stderr.clone(),
+            ),
         ] {
             std::thread::spawn(move || {
                 let mut pipe = pipe;
@@ -523,7 +580,12 @@ impl Background {
                 }
             });
         }
-        Background { child, stdout, stderr, desc }
+        Background {
+            child,
+            stdout,
+            stderr,
+            desc,
+        }
     }
 
     pub fn stdout(&self) -> String {
@@ -581,7 +643,10 @@ pub struct Table {
 impl Table {
     /// Parses the first table in `text`.
     pub fn parse(text: &str) -> Table {
-        Table::parse_all(text).into_iter().next().unwrap_or_else(|| panic!("no table in output:\n{text}"))
+        Table::parse_all(text)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no table in output:\n{text}"))
     }
 
     /// Parses every table in `text` (tables are separated by blank lines, as in `get all`).
@@ -628,7 +693,11 @@ impl Table {
                 (0..starts.len())
                     .map(|c| {
                         let from = starts[c].min(chars.len());
-                        let to = if c + 1 < starts.len() { starts[c + 1].min(chars.len()) } else { chars.len() };
+                        let to = if c + 1 < starts.len() {
+                            starts[c + 1].min(chars.len())
+                        } else {
+                            chars.len()
+                        };
                         chars[from..to].iter().collect::<String>().trim().to_string()
                     })
                     .collect()
@@ -644,7 +713,10 @@ impl Table {
 
     /// Index of a column by header name.
     pub fn col(&self, name: &str) -> usize {
-        self.headers.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {:?}", self.headers))
+        self.headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {:?}", self.headers))
     }
 
     /// The row whose first column (NAME, or NAMESPACE with -A: use `row_by`) is `name`.
@@ -682,13 +754,18 @@ pub fn assert_cells(r: &HashMap<String, String>, want: &[(&str, &str)]) {
 pub fn describe_field(text: &str, key: &str) -> Option<String> {
     text.lines().find_map(|l| {
         let t = l.trim_start();
-        t.strip_prefix(key).and_then(|rest| rest.strip_prefix(':')).map(|v| v.trim().to_string())
+        t.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
     })
 }
 
 /// Current UTC time as RFC 3339 (`2024-05-01T10:00:00Z`).
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // civil-from-days (Howard Hinnant)
     let z = days + 719468;
@@ -701,22 +778,36 @@ pub fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Lines of `text` trimmed, without empty ones.
 pub fn lines(text: &str) -> Vec<String> {
-    text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+    text.lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// Asserts `haystack` contains `needle`, printing both otherwise.
 #[track_caller]
 pub fn assert_contains(haystack: &str, needle: &str) {
-    assert!(haystack.contains(needle), "expected to find\n  {needle:?}\nin\n{haystack}");
+    assert!(
+        haystack.contains(needle),
+        "expected to find\n  {needle:?}\nin\n{haystack}"
+    );
 }
 
 /// Asserts `haystack` does not contain `needle`.
 #[track_caller]
 pub fn assert_not_contains(haystack: &str, needle: &str) {
-    assert!(!haystack.contains(needle), "expected NOT to find\n  {needle:?}\nin\n{haystack}");
+    assert!(
+        !haystack.contains(needle),
+        "expected NOT to find\n  {needle:?}\nin\n{haystack}"
+    );
 }
