@@ -101,6 +101,8 @@ pub struct Subscription {
 pub struct Cache {
     resources: HashMap<String, RwLock<ResourceCache>>,
     revision: watch::Sender<i64>,
+    /// The task feeding the cache from the store watch.
+    feeder: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Parses a stored value into an object carrying its resourceVersion.
@@ -146,10 +148,11 @@ impl Cache {
         let cache = Arc::new(Cache {
             resources,
             revision: watch::channel(resp.revision).0,
+            feeder: Default::default(),
         });
         let mut stream = store.watch("/registry/", resp.revision + 1)?;
         let c = cache.clone();
-        tokio::spawn(async move {
+        let feeder = tokio::spawn(async move {
             while let Some(item) = stream.next().await {
                 match item {
                     Ok(events) => c.apply(events),
@@ -162,7 +165,15 @@ impl Cache {
                 }
             }
         });
+        *cache.feeder.lock() = Some(feeder);
         Ok(cache)
+    }
+
+    /// Stops following the store (on shutdown).
+    pub fn stop(&self) {
+        if let Some(t) = self.feeder.lock().take() {
+            t.abort();
+        }
     }
 
     fn apply(&self, events: Vec<skiff_store::Event>) {

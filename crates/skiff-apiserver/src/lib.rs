@@ -69,6 +69,24 @@ pub struct Running {
     pub kubeconfig: PathBuf,
     /// Shared state (store, cache, credentials).
     pub server: Arc<ApiServer>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops serving and waits (up to 10 s) until the store is closed, so the data directory
+    /// can be opened again.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.server.cache.stop();
+        let store = Arc::downgrade(&self.server.store);
+        drop(self);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// Opens the store, loads the watch cache, creates credentials and system objects, and
@@ -94,17 +112,20 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     bootstrap::run(&server, addr)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
-    tokio::spawn(namespaces::run(server.clone()));
-    tokio::spawn(server::serve(
-        listener,
-        pki.server_config()?,
-        server::router(server.clone()),
-    ));
+    let tasks = vec![
+        tokio::spawn(namespaces::run(server.clone())),
+        tokio::spawn(server::serve(
+            listener,
+            pki.server_config()?,
+            server::router(server.clone()),
+        )),
+    ];
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server ready");
     Ok(Running {
         addr,
         url,
         kubeconfig,
         server,
+        tasks,
     })
 }

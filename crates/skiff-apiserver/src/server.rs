@@ -181,7 +181,10 @@ pub fn router(server: Shared) -> Router {
 /// Accepts TLS connections on `listener` and serves `router` on each until the process ends.
 pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
     let acceptor = TlsAcceptor::from(tls);
+    // Connections live in this set so that ending the server (aborting this task) ends them.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let (tcp, peer): (_, SocketAddr) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
@@ -194,7 +197,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let svc = TowerToHyperService::new(router.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(t) => t,
                 Err(e) => {
