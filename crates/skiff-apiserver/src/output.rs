@@ -48,7 +48,7 @@ impl Format {
 }
 
 /// A JSON response with a status code and optional Warning headers.
-pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+pub fn json_response(code: StatusCode, body: &impl serde::Serialize, warnings: &[String]) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut resp = (code, bytes).into_response();
     resp.headers_mut()
