@@ -150,23 +150,101 @@ impl Cache {
             revision: watch::channel(resp.revision).0,
             feeder: Default::default(),
         });
-        let mut stream = store.watch("/registry/", resp.revision + 1)?;
-        let c = cache.clone();
-        let feeder = tokio::spawn(async move {
+        // Fail start-up early if the store cannot be watched at all.
+        let first = store.watch("/registry/", resp.revision + 1)?;
+        let feeder = tokio::spawn(cache.clone().follow(store, first));
+        *cache.feeder.lock() = Some(feeder);
+        Ok(cache)
+    }
+
+    /// Applies store events for as long as the process runs. A lost store watch (this
+    /// follower fell behind) resumes from the last applied revision, or, when the store's
+    /// history no longer reaches back that far, from a fresh range diffed against the cache.
+    async fn follow(self: Arc<Self>, store: Arc<dyn Store>, mut stream: skiff_store::WatchStream) {
+        loop {
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(events) => c.apply(events),
+                    Ok(events) => self.apply(events, None),
                     Err(e) => {
-                        // The store watch is in-process and drained promptly; losing it means
-                        // the cache can no longer be trusted, so stop serving rather than lie.
-                        tracing::error!(error = %e, "store watch failed; watch cache is stale");
+                        tracing::warn!(error = %e, "store watch ended; resuming");
                         break;
                     }
                 }
             }
-        });
-        *cache.feeder.lock() = Some(feeder);
-        Ok(cache)
+            loop {
+                match store.watch("/registry/", self.revision() + 1) {
+                    Ok(s) => {
+                        stream = s;
+                        break;
+                    }
+                    Err(skiff_store::StoreError::Compacted { .. }) => {
+                        if let Err(e) = self.resync(&*store).await {
+                            tracing::error!(error = %e, "watch cache resync failed; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "store watch failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Brings the cache to the store's current state by diffing a full range against it; the
+    /// differences become events at the range's revision.
+    async fn resync(&self, store: &dyn Store) -> Result<(), skiff_store::StoreError> {
+        let resp = store.range("/registry/", None, 0).await?;
+        let mut fresh: HashMap<&str, BTreeMap<&str, &KeyValue>> = HashMap::new();
+        for kv in &resp.kvs {
+            if let Some(p) = prefix_of(&kv.key) {
+                fresh.entry(p).or_default().insert(&kv.key, kv);
+            }
+        }
+        let mut events = Vec::new();
+        for (prefix, rc) in &self.resources {
+            let rc = rc.read();
+            let now = fresh.get(prefix.as_str());
+            for (key, obj) in &rc.objects {
+                if now.is_none_or(|m| !m.contains_key(key.as_str())) {
+                    let value = serde_json::to_vec(&**obj).unwrap_or_default().into();
+                    let kv = KeyValue {
+                        key: key.clone(),
+                        value,
+                        create_revision: 0,
+                        mod_revision: resp.revision,
+                        version: 0,
+                    };
+                    events.push(skiff_store::Event {
+                        kind: EventType::Delete,
+                        kv,
+                        prev: None,
+                    });
+                }
+            }
+            for (key, kv) in now.into_iter().flatten() {
+                let cur_rv = rc
+                    .objects
+                    .get(*key)
+                    .and_then(|o| o["metadata"]["resourceVersion"].as_str()?.parse().ok());
+                if cur_rv != Some(kv.mod_revision) {
+                    events.push(skiff_store::Event {
+                        kind: EventType::Put,
+                        kv: (*kv).clone(),
+                        prev: None,
+                    });
+                }
+            }
+        }
+        tracing::warn!(
+            revision = resp.revision,
+            changes = events.len(),
+            "watch cache resynced from a full range"
+        );
+        self.apply(events, Some(resp.revision));
+        self.revision.send_modify(|r| *r = (*r).max(resp.revision));
+        Ok(())
     }
 
     /// Stops following the store (on shutdown).
@@ -176,15 +254,17 @@ impl Cache {
         }
     }
 
-    fn apply(&self, events: Vec<skiff_store::Event>) {
+    /// Applies store events; `at` stamps them all with one revision (a resync), otherwise each
+    /// event's revision is its key's mod revision.
+    fn apply(&self, events: Vec<skiff_store::Event>, at: Option<i64>) {
         let mut last = None;
         for ev in events {
-            let rev = ev.kv.mod_revision;
+            let rev = at.unwrap_or(ev.kv.mod_revision);
             last = Some(rev);
             let Some(rc) = prefix_of(&ev.kv.key).and_then(|p| self.resources.get(p)) else {
                 continue;
             };
-            let Some(obj) = decode_kv(&ev.kv, rev) else {
+            let Some(obj) = decode_kv(&ev.kv, ev.kv.mod_revision) else {
                 tracing::warn!(key = %ev.kv.key, "unreadable object in store event");
                 continue;
             };
@@ -299,6 +379,51 @@ impl Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use skiff_api::registry;
+    use skiff_store::{Compare, Op, RedbStore, Txn};
+
+    fn put(key: &str, name: &str) -> Op {
+        let v =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "a"}});
+        Op::Put {
+            key: key.into(),
+            value: serde_json::to_vec(&v).unwrap().into(),
+        }
+    }
+
+    async fn txn(store: &Arc<RedbStore>, ops: Vec<Op>) -> i64 {
+        let t = Txn {
+            compare: Vec::<Compare>::new(),
+            success: ops,
+            failure: vec![],
+        };
+        store.txn(t).await.unwrap().revision
+    }
+
+    #[tokio::test]
+    async fn resync_turns_missed_changes_into_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path().join("s.redb")).unwrap();
+        let def = registry::find("", "v1", "configmaps").unwrap();
+        let (ka, kb) = (def.key(Some("a"), "x"), def.key(Some("a"), "y"));
+        let rev = txn(&store, vec![put(&ka, "x")]).await;
+        let cache = Cache::start(store.clone()).await.unwrap();
+        cache.wait_for(rev).await;
+        // Changes the cache does not see, as if its store watch had been lost.
+        cache.stop();
+        let mut sub = cache.subscribe(def, Some(rev)).unwrap();
+        let rev2 = txn(&store, vec![Op::Delete { key: ka.clone() }, put(&kb, "y")]).await;
+        cache.resync(&*store).await.unwrap();
+        assert!(cache.get(def, &ka).is_none());
+        assert_eq!(
+            cache.get(def, &kb).unwrap()["metadata"]["resourceVersion"],
+            rev2.to_string()
+        );
+        let mut kinds = vec![sub.live.recv().await.unwrap().kind, sub.live.recv().await.unwrap().kind];
+        kinds.sort_by_key(|k| k.as_str());
+        assert_eq!(kinds, vec![EventKind::Added, EventKind::Deleted]);
+        assert_eq!(cache.revision(), rev2);
+    }
 
     #[test]
     fn prefix_is_group_and_resource() {

@@ -36,13 +36,13 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn visible(&self, obj: &Value) -> Option<Arc<Value>> {
+    fn visible(&self, obj: &Arc<Value>) -> Option<Arc<Value>> {
         if let Some(ns) = &self.namespace {
             if obj["metadata"]["namespace"].as_str() != Some(ns.as_str()) {
                 return None;
             }
         }
-        let v = read::view(self.def, &Arc::new(obj.clone()));
+        let v = read::view(self.def, obj);
         self.selectors.matches(self.def, &v).then_some(v)
     }
 
@@ -73,9 +73,18 @@ impl Encoder {
             (_, true, false) => "DELETED",
             (_, false, false) => return None,
         };
-        let obj = now.or(before)?;
+        let obj = match (now, before) {
+            (Some(n), _) => n,
+            // Left the selector: the previous content at this event's resourceVersion (as upstream).
+            (None, Some(b)) => {
+                let mut o = (*b).clone();
+                crate::meta::meta_mut(&mut o).insert("resourceVersion".into(), json!(ev.revision.to_string()));
+                Arc::new(o)
+            }
+            (None, None) => return None,
+        };
         // The common case shares one serialization among all watchers.
-        if self.format == Format::Json && kind == ev.kind.as_str() && ev.object.as_ref() == obj.as_ref() {
+        if self.format == Format::Json && kind == ev.kind.as_str() && Arc::ptr_eq(&ev.object, &obj) {
             return Some(ev.json_line());
         }
         Some(self.line(kind, &obj))
