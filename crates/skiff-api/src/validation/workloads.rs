@@ -225,7 +225,8 @@ pub(crate) fn stateful_set(obj: &Value, out: &mut Vec<Cause>) {
     if !selector_and_template(spec, "empty selector is invalid for statefulset", out) {
         return;
     }
-    template(at(spec, &["template"]).unwrap_or(&Value::Null), "spec.template", out);
+    // Upstream does not validate a StatefulSet's pod spec: its volume mounts may name
+    // volumeClaimTemplates, which are not volumes of the template.
     restart_always(spec, out);
     if present(spec, &["template", "spec", "activeDeadlineSeconds"]) {
         let v = int_at(spec, &["template", "spec", "activeDeadlineSeconds"]).unwrap_or(0);
