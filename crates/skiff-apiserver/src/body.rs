@@ -54,9 +54,10 @@ pub fn parse_json(bytes: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
-/// Parses one YAML document.
+/// Parses one YAML document; `0644` is octal, as kubectl's YAML 1.1 reader has it.
 pub fn parse_yaml(bytes: &[u8]) -> ApiResult<Value> {
-    serde_saphyr::from_slice::<Value>(bytes)
+    let options = serde_saphyr::options! { legacy_octal_numbers: true };
+    serde_saphyr::from_slice_with_options::<Value>(bytes, options)
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
@@ -77,6 +78,8 @@ mod tests {
         assert_eq!(j["kind"], "Pod");
         let y = decode_object(&headers("application/yaml"), b"kind: Pod\nmetadata:\n  name: a\n").unwrap();
         assert_eq!(y["metadata"]["name"], "a");
+        let y = decode_object(&headers("application/yaml"), b"mode: 0644\n").unwrap();
+        assert_eq!(y["mode"], 420);
         let e = decode_object(&headers("application/json"), b"{nope").unwrap_err();
         assert_eq!(e.code, 400);
         let e = decode_object(&headers("text/plain"), b"x").unwrap_err();
