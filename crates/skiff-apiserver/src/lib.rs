@@ -8,6 +8,7 @@ pub mod cache;
 pub mod convert;
 pub mod discovery;
 pub mod errors;
+pub mod local;
 pub mod meta;
 pub mod namespaces;
 pub mod output;

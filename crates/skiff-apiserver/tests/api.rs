@@ -149,3 +149,21 @@ async fn watch_pagination_conflicts_and_restart() {
     let mut w = api2.watch(&WatchParams::default(), &old_rv).await.unwrap().boxed();
     assert_eq!(name_of(&next_event(&mut w).await), ("ADDED", "after-restart".into()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_process_client_speaks_the_same_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, _) = start(dir.path()).await;
+    let client = skiff_apiserver::local::client(srv.server.clone());
+    let api: Api<ConfigMap> = Api::namespaced(client, "default");
+    let mut w = api.watch(&WatchParams::default(), "0").await.unwrap().boxed();
+    api.create(&PostParams::default(), &cm("local", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(name_of(&next_event(&mut w).await), ("ADDED", "local".into()));
+    let err = api.get("missing").await.unwrap_err();
+    let kube::Error::Api(s) = err else {
+        panic!("expected an API error")
+    };
+    assert_eq!(s.code, 404);
+}
