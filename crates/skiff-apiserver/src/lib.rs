@@ -1,6 +1,7 @@
 //! The skiff API server: a Kubernetes API (discovery, OpenAPI, REST, watch) over a durable
 //! store, with a watch cache so LIST and WATCH never read disk.
 
+pub mod admission;
 pub mod alloc;
 pub mod body;
 pub mod bootstrap;
@@ -81,12 +82,15 @@ impl Running {
             t.abort();
         }
         self.server.cache.stop();
-        let store = Arc::downgrade(&self.server.store);
+        let store = self.server.store.clone();
         drop(self);
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while store.strong_count() > 0 && tokio::time::Instant::now() < deadline {
+        while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
+        // The last reference: dropping it here joins the store's writer and closes the file
+        // before this returns.
+        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
     }
 }
 

@@ -11,7 +11,7 @@ use skiff_api::{defaults, validation};
 use super::{fields, read, storage, Request};
 use crate::errors::{ApiError, ApiResult};
 use crate::state::ApiServer;
-use crate::{alloc, body, convert, meta, output};
+use crate::{admission, alloc, body, convert, meta, output};
 
 /// Refuses writes into a namespace that is missing or terminating, as the NamespaceLifecycle
 /// admission plugin does.
@@ -92,6 +92,7 @@ pub fn prepare(server: &ApiServer, req: &Request, obj: &mut Value) -> ApiResult<
     set_namespace(def, req.target.namespace.as_deref(), obj)?;
     init_metadata(def, obj);
     defaults::apply(def, obj);
+    admission::mutate_create(def, obj);
     let name = meta::name(obj).to_string();
     let causes = validation::validate_create(def, obj);
     if !causes.is_empty() {
