@@ -1,0 +1,1 @@
+//! The node agent: registers a Node, heartbeats with a Lease, and runs the pods bound to it.

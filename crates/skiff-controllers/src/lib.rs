@@ -1,0 +1,1 @@
+//! Controllers reconciling the cluster toward its desired state, on kube-runtime.
