@@ -33,6 +33,10 @@ async fn options(req: &Request, body: Body) -> ApiResult<Options> {
     } else {
         body::decode_object(&req.headers, &bytes)?
     };
+    parse_options(req, &doc)
+}
+
+fn parse_options(req: &Request, doc: &Value) -> ApiResult<Options> {
     let q = &req.query;
     let grace = match doc["gracePeriodSeconds"].as_i64() {
         Some(g) => Some(g),
@@ -188,6 +192,18 @@ pub async fn delete(server: &ApiServer, req: &Request, name: &str, body: Body) -
     let def = req.target.def;
     let out = delete_one(server, def, req.target.namespace.as_deref(), name, &opts).await?;
     Ok(output::json_response(StatusCode::OK, &out, &[]))
+}
+
+/// `POST pods/{name}/eviction`: deletes the pod with the eviction's DeleteOptions (there are
+/// no PodDisruptionBudgets to consult).
+pub async fn evict(server: &ApiServer, req: &Request, name: &str, body: Body) -> ApiResult<Response> {
+    let bytes = body::read(body).await?;
+    let eviction = body::decode_object(&req.headers, &bytes)?;
+    let opts = parse_options(req, &eviction["deleteOptions"])?;
+    let def = req.target.def;
+    delete_one(server, def, req.target.namespace.as_deref(), name, &opts).await?;
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+    Ok(output::json_response(StatusCode::CREATED, &status, &[]))
 }
 
 /// `DELETE` of a collection (with selectors).

@@ -58,6 +58,7 @@ async fn route(server: Server, method: Method, req: Request, body: Body) -> ApiR
         (Method::GET, Some(n), _) => read::get(&server, &req, n),
         (Method::POST, None, None) => create::create(&server, &req, body).await,
         (Method::POST, Some(n), Some("binding")) => update::binding(&server, &req, n, body).await,
+        (Method::POST, Some(n), Some("eviction")) => delete::evict(&server, &req, n, body).await,
         (Method::PUT, Some(n), Some("scale")) => scale::update(&server, &req, n, body, false).await,
         (Method::PATCH, Some(n), Some("scale")) => scale::update(&server, &req, n, body, true).await,
         (Method::PUT, Some(n), _) => update::update(&server, &req, n, body).await,
