@@ -1,1 +1,4 @@
 //! The node agent: registers a Node, heartbeats with a Lease, and runs the pods bound to it.
+
+pub mod node;
+pub mod sim;

@@ -53,6 +53,9 @@ async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Resp
     if ok {
         next.run(req).await
     } else {
+        // Read the body first: answering mid-upload makes HTTP/2 clients see a reset stream
+        // instead of the 401.
+        let _ = crate::body::read(req.into_body()).await;
         ApiError::unauthorized().into_response()
     }
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
+#[path = "bench_api/mod.rs"]
+pub mod api;
+
 /// What to measure.
 #[derive(Subcommand)]
 pub enum What {
@@ -19,6 +22,34 @@ pub enum What {
         /// The etcd binary.
         #[arg(long, default_value = "/usr/bin/etcd")]
         etcd: PathBuf,
+        /// Directory for the data (a real disk: fsync is measured).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The API server in this process, driven over HTTPS/HTTP2: pod creates/s and latency,
+    /// LIST of many pods (JSON and Table), watch fan-out.
+    Api {
+        /// Seconds per create concurrency level.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Concurrent create clients per level (one connection each), comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        clients: Vec<usize>,
+        /// Pods in the namespace that is listed.
+        #[arg(long, default_value_t = 10_000)]
+        list_pods: usize,
+        /// Timed LIST requests of each kind (JSON, Table).
+        #[arg(long, default_value_t = 20)]
+        list_repeats: usize,
+        /// Concurrent watchers (one connection each).
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// Configmaps created while they watch.
+        #[arg(long, default_value_t = 200)]
+        events: usize,
+        /// Whole runs, each on a fresh server; prints the medians when more than one.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
         /// Directory for the data (a real disk: fsync is measured).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -42,6 +73,29 @@ pub async fn run(what: What) -> anyhow::Result<()> {
                 ..Default::default()
             };
             println!("{}", skiff_store::bench::run(opts).await?);
+        }
+        What::Api {
+            seconds,
+            clients,
+            list_pods,
+            list_repeats,
+            watchers,
+            events,
+            runs,
+            dir,
+        } => {
+            let opts = api::Opts {
+                clients,
+                duration: Duration::from_secs_f64(seconds),
+                list_pods,
+                list_repeats,
+                watchers,
+                watch_events: events,
+                runs,
+                dir,
+                ..Default::default()
+            };
+            print!("{}", api::run(opts).await?);
         }
     }
     Ok(())

@@ -170,7 +170,7 @@ pub(crate) fn config_map(obj: &Value, out: &mut Vec<Cause>) {
         }
     }
     if size > MAX_DATA_SIZE {
-        out.push(too_long("", MAX_DATA_SIZE));
+        out.push(too_long("[]", MAX_DATA_SIZE));
     }
 }
 

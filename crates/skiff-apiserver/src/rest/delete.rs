@@ -13,6 +13,9 @@ use crate::errors::{ApiError, ApiResult};
 use crate::state::ApiServer;
 use crate::{body, convert, meta, output};
 
+/// Namespaces the NamespaceLifecycle admission plugin refuses to delete.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// How many times a delete is retried after losing a race with another writer.
 const RETRIES: usize = 16;
 
@@ -127,6 +130,13 @@ pub(crate) async fn delete_one(
             if *rv != cur.revision.to_string() {
                 return Err(ApiError::conflict_msg(def, name, &format!("Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}", cur.revision)));
             }
+        }
+        if def.kind == "Namespace" && def.group.is_empty() && IMMORTAL_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden_object(
+                def,
+                name,
+                "this namespace may not be deleted",
+            ));
         }
         let mut next = obj.clone();
         let deleting = obj["metadata"]["deletionTimestamp"].is_string();

@@ -72,11 +72,16 @@ fn merge_system_fields(def: &ResourceDef, sub: Option<&str>, cur: &Value, new: V
             m.insert(f.into(), v.clone());
         }
     }
-    if sub.is_none() && meta::tracks_generation(def) && meta::spec_part(&out) != meta::spec_part(cur) {
-        let g = cur["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-        meta::meta_mut(&mut out).insert("generation".into(), json!(g));
-    }
     out
+}
+
+/// Bumps `metadata.generation` when the spec changed (compared after defaulting, so a client
+/// re-sending what the server defaulted changes nothing).
+fn bump_generation(def: &ResourceDef, sub: Option<&str>, cur: &Value, new: &mut Value) {
+    if sub.is_none() && meta::tracks_generation(def) && meta::spec_part(new) != meta::spec_part(cur) {
+        let g = cur["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+        meta::meta_mut(new).insert("generation".into(), json!(g));
+    }
 }
 
 /// The client's resourceVersion precondition, if it sent one.
@@ -141,6 +146,7 @@ where
         }
         let mut merged = merge_system_fields(def, sub, &cur_view, new);
         defaults::apply(def, &mut merged);
+        bump_generation(def, sub, &cur_view, &mut merged);
         let causes = if sub == Some("status") {
             validation::validate_status_update(def, &merged, &cur_view)
         } else {
@@ -154,7 +160,13 @@ where
             alloc::allocate(&server.cache, def, &mut merged, Some(&key))
                 .map_err(|c| ApiError::invalid(def, name, &c))?;
         }
-        if same_object(&merged, &cur_view) || req.query.is_dry_run() {
+        if same_object(&merged, &cur_view) {
+            return Ok(Written {
+                obj: cur_view,
+                warnings,
+            });
+        }
+        if req.query.is_dry_run() {
             return Ok(Written { obj: merged, warnings });
         }
         // The last finalizer of an object being deleted is gone: the deletion completes.

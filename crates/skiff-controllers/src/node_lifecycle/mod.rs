@@ -195,7 +195,6 @@ impl Controller {
                 message: Some("Kubelet never posted node status.".into()),
                 last_transition_time: Some(now.clone()),
                 last_heartbeat_time: Some(now.clone()),
-                ..Default::default()
             });
         }
         for c in &mut conds {

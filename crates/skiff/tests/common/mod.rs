@@ -471,6 +471,7 @@ impl Drop for Server {
 }
 
 /// A kubectl of one version against one server.
+#[derive(Clone)]
 pub struct Kubectl<'a> {
     srv: &'a Server,
     version: Option<String>,
@@ -478,15 +479,15 @@ pub struct Kubectl<'a> {
 }
 
 impl Kubectl<'_> {
-    /// Adds an environment variable for the invocations of this handle.
-    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.env
-            .push((k.to_string(), v.as_ref().to_string_lossy().into_owned()));
-        self
+    /// A copy of this handle with an extra environment variable.
+    pub fn env(&self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        let mut c = self.clone();
+        c.env.push((k.to_string(), v.as_ref().to_string_lossy().into_owned()));
+        c
     }
 
-    /// Sets `EDITOR` (and clears `KUBE_EDITOR`, which kubectl prefers).
-    pub fn editor(self, script: &Path) -> Self {
+    /// A copy of this handle with `EDITOR` set (`KUBE_EDITOR`, which kubectl prefers, is cleared).
+    pub fn editor(&self, script: &Path) -> Self {
         self.env("EDITOR", script)
     }
 
