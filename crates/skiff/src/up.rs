@@ -2,17 +2,52 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 
-/// Starts the API server and waits for Ctrl-C or SIGTERM.
-pub async fn run(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+/// Flags of `skiff up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Directory for the store, certificates and kubeconfig (default `~/.skiff`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address the API server listens on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Seconds without heartbeats before a node is Unknown (upstream 40).
+    #[arg(long, default_value_t = 40)]
+    node_monitor_grace_period: u64,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".skiff")
+}
+
+/// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let cfg = skiff_apiserver::Config {
         data_dir,
-        listen,
+        listen: args.listen,
         extra_hosts: Vec::new(),
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
+    let client = skiff_apiserver::local::client(running.server.clone());
+    let lifecycle = skiff_controllers::node_lifecycle::Options {
+        grace_period: Duration::from_secs(args.node_monitor_grace_period),
+        ..Default::default()
+    };
+    let mut components = tokio::task::JoinSet::new();
+    components.spawn(async move {
+        skiff_controllers::node_lifecycle::run(client, lifecycle)
+            .await
+            .context("node lifecycle controller")
+    });
     println!("skiff is up at {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!("try: kubectl --kubeconfig {} get all -A", running.kubeconfig.display());
@@ -20,7 +55,17 @@ pub async fn run(data_dir: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+        Some(done) = components.join_next() => {
+            // A component never returns while healthy.
+            return match done {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err(anyhow::anyhow!("a component stopped unexpectedly")),
+                Err(e) => Err(anyhow::anyhow!("a component panicked: {e}")),
+            };
+        }
     }
     tracing::info!("shutting down");
+    components.abort_all();
+    running.shutdown().await;
     Ok(())
 }
