@@ -69,9 +69,17 @@ impl WatchEvent {
     pub fn json_line(&self) -> Bytes {
         self.json
             .get_or_init(|| {
-                let mut v =
-                    serde_json::to_vec(&serde_json::json!({"type": self.kind.as_str(), "object": &*self.object}))
-                        .unwrap_or_default();
+                #[derive(serde::Serialize)]
+                struct Line<'a> {
+                    #[serde(rename = "type")]
+                    kind: &'a str,
+                    object: &'a Value,
+                }
+                let mut v = serde_json::to_vec(&Line {
+                    kind: self.kind.as_str(),
+                    object: &self.object,
+                })
+                .unwrap_or_default();
                 v.push(b'\n');
                 Bytes::from(v)
             })
@@ -85,6 +93,9 @@ struct ResourceCache {
     /// Every event with a revision above this is in `history`.
     history_from: i64,
     tx: broadcast::Sender<Arc<WatchEvent>>,
+    /// Serialized current objects, filled by LIST on first use, so later LISTs copy bytes
+    /// instead of serializing every object again.
+    json: parking_lot::Mutex<HashMap<String, (Arc<Value>, Bytes)>>,
 }
 
 /// A started watch: the events since the requested revision, then the live receiver.
@@ -103,6 +114,9 @@ pub struct Cache {
     revision: watch::Sender<i64>,
     /// The task feeding the cache from the store watch.
     feeder: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Objects this server is writing, by key with the bytes written, so applying the write's
+    /// event need not parse those bytes again.
+    hints: parking_lot::Mutex<HashMap<String, (Bytes, Value)>>,
 }
 
 /// Parses a stored value into an object carrying its resourceVersion.
@@ -132,6 +146,7 @@ impl Cache {
                     objects: BTreeMap::new(),
                     history: VecDeque::new(),
                     history_from: resp.revision,
+                    json: Default::default(),
                     tx: broadcast::channel(FANOUT).0,
                 })
             });
@@ -149,6 +164,7 @@ impl Cache {
             resources,
             revision: watch::channel(resp.revision).0,
             feeder: Default::default(),
+            hints: Default::default(),
         });
         // Fail start-up early if the store cannot be watched at all.
         let first = store.watch("/registry/", resp.revision + 1)?;
@@ -264,7 +280,11 @@ impl Cache {
             let Some(rc) = prefix_of(&ev.kv.key).and_then(|p| self.resources.get(p)) else {
                 continue;
             };
-            let Some(obj) = decode_kv(&ev.kv, ev.kv.mod_revision) else {
+            let hinted = match ev.kind {
+                EventType::Put => self.take_hint(&ev.kv),
+                EventType::Delete => None,
+            };
+            let Some(obj) = hinted.or_else(|| decode_kv(&ev.kv, ev.kv.mod_revision)) else {
                 tracing::warn!(key = %ev.kv.key, "unreadable object in store event");
                 continue;
             };
@@ -272,7 +292,10 @@ impl Cache {
             let mut rc = rc.write();
             let prev = match ev.kind {
                 EventType::Put => rc.objects.insert(ev.kv.key.clone(), obj.clone()),
-                EventType::Delete => rc.objects.remove(&ev.kv.key),
+                EventType::Delete => {
+                    rc.json.lock().remove(&ev.kv.key);
+                    rc.objects.remove(&ev.kv.key)
+                }
             };
             let kind = match (ev.kind, &prev) {
                 (EventType::Delete, _) => EventKind::Deleted,
@@ -291,6 +314,32 @@ impl Cache {
         if let Some(rev) = last {
             self.revision.send_modify(|r| *r = (*r).max(rev));
         }
+    }
+
+    /// Announces that `bytes` (the serialization of `obj`, without resourceVersion) are about
+    /// to be written at `key`.
+    pub fn hint(&self, key: &str, bytes: Bytes, obj: Value) {
+        self.hints.lock().insert(key.to_string(), (bytes, obj));
+    }
+
+    /// Withdraws a hint whose write did not happen.
+    pub fn unhint(&self, key: &str, bytes: &Bytes) {
+        let mut h = self.hints.lock();
+        if h.get(key).is_some_and(|(b, _)| b == bytes) {
+            h.remove(key);
+        }
+    }
+
+    fn take_hint(&self, kv: &KeyValue) -> Option<Value> {
+        let mut h = self.hints.lock();
+        if !h.get(&kv.key).is_some_and(|(b, _)| *b == kv.value) {
+            return None;
+        }
+        let (_, mut obj) = h.remove(&kv.key)?;
+        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("resourceVersion".into(), Value::String(kv.mod_revision.to_string()));
+        }
+        Some(obj)
     }
 
     /// The revision the cache has caught up to.
@@ -314,6 +363,11 @@ impl Cache {
         self.rc(def).read().objects.get(key).cloned()
     }
 
+    /// One object by store key alone.
+    pub fn get_key(&self, key: &str) -> Option<Arc<Value>> {
+        self.resources.get(prefix_of(key)?)?.read().objects.get(key).cloned()
+    }
+
     /// Objects whose key starts with `prefix`, after `start_after`, in key order, with the
     /// cache revision they were read at.
     pub fn list(&self, def: &ResourceDef, prefix: &str, start_after: Option<&str>) -> (Vec<(String, Arc<Value>)>, i64) {
@@ -334,6 +388,22 @@ impl Cache {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         (items, rev)
+    }
+
+    /// The JSON of `obj`, the object at `key`: cached while it is the current object.
+    pub fn json(&self, def: &ResourceDef, key: &str, obj: &Arc<Value>) -> Bytes {
+        let rc = self.rc(def).read();
+        if let Some((cached, bytes)) = rc.json.lock().get(key) {
+            if Arc::ptr_eq(cached, obj) {
+                return bytes.clone();
+            }
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&**obj).unwrap_or_default());
+        // Only the current object is worth keeping (a newer one may have replaced it).
+        if rc.objects.get(key).is_some_and(|cur| Arc::ptr_eq(cur, obj)) {
+            rc.json.lock().insert(key.to_string(), (obj.clone(), bytes.clone()));
+        }
+        bytes
     }
 
     /// Number of objects of a resource under a prefix (cheap existence checks).

@@ -71,7 +71,7 @@ async fn finalize(server: &ApiServer, ns: &str) -> ApiResult<()> {
             tracing::debug!(namespace = ns, "namespace deleted");
         }
     } else if obj["spec"]["finalizers"] != Value::Null {
-        storage::put(server, &key, &obj, cur.revision).await?;
+        storage::put(server, &key, obj, cur.revision).await?;
     }
     Ok(())
 }

@@ -57,6 +57,14 @@ pub fn json_response(code: StatusCode, body: &impl serde::Serialize, warnings: &
     resp
 }
 
+/// A response with an already serialized JSON body.
+pub fn bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
+    let mut resp = (code, body).into_response();
+    resp.headers_mut()
+        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
 /// Adds `Warning: 299 - "text"` headers, quoting as RFC 7234 requires (kubectl drops
 /// unescaped ones).
 pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
@@ -68,18 +76,58 @@ pub fn add_warnings(headers: &mut HeaderMap, warnings: &[String]) {
     }
 }
 
-/// One Table row for an object.
-pub fn table_row(def: &ResourceDef, obj: &Value, include: IncludeObject, now: jiff::Timestamp) -> Value {
+/// The `object` of a Table row.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum RowObject<'a> {
+    /// PartialObjectMetadata borrowing the object's metadata.
+    Metadata {
+        kind: &'static str,
+        #[serde(rename = "apiVersion")]
+        api_version: &'static str,
+        metadata: &'a Value,
+    },
+    /// The whole object.
+    Object(&'a Value),
+    /// `includeObject=None`.
+    None(Option<()>),
+}
+
+/// One Table row.
+#[derive(serde::Serialize)]
+struct Row<'a> {
+    cells: Vec<Value>,
+    object: RowObject<'a>,
+}
+
+/// A `meta.k8s.io/v1` Table, borrowing the objects of its rows.
+#[derive(serde::Serialize)]
+pub struct Table<'a> {
+    kind: &'static str,
+    #[serde(rename = "apiVersion")]
+    api_version: &'static str,
+    metadata: Value,
+    #[serde(rename = "columnDefinitions", skip_serializing_if = "Option::is_none")]
+    columns: Option<Vec<Value>>,
+    rows: Vec<Row<'a>>,
+}
+
+static EMPTY_META: Value = Value::Null;
+
+fn table_row<'a>(def: &ResourceDef, obj: &'a Value, include: IncludeObject, now: jiff::Timestamp) -> Row<'a> {
     let object = match include {
-        IncludeObject::Metadata => json!({
-            "kind": "PartialObjectMetadata",
-            "apiVersion": "meta.k8s.io/v1",
-            "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({})),
-        }),
-        IncludeObject::Object => obj.clone(),
-        IncludeObject::None => Value::Null,
+        IncludeObject::Metadata => RowObject::Metadata {
+            kind: "PartialObjectMetadata",
+            api_version: "meta.k8s.io/v1",
+            metadata: obj.get("metadata").unwrap_or(&EMPTY_META),
+        },
+        IncludeObject::Object => RowObject::Object(obj),
+        IncludeObject::None => RowObject::None(None),
     };
-    json!({"cells": table::cells(def, obj, now), "object": object})
+    Row {
+        cells: table::cells(def, obj, now),
+        object,
+    }
 }
 
 /// A Table of objects; `with_columns = false` leaves out the column definitions (watch
@@ -90,14 +138,16 @@ pub fn table<'a>(
     include: IncludeObject,
     meta: Value,
     with_columns: bool,
-) -> Value {
+) -> Table<'a> {
     let now = jiff::Timestamp::now();
-    let rows: Vec<Value> = objs.into_iter().map(|o| table_row(def, o, include, now)).collect();
-    let mut t = json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "rows": rows});
-    if with_columns {
-        t["columnDefinitions"] = Value::Array(table::columns(def));
+    let rows = objs.into_iter().map(|o| table_row(def, o, include, now)).collect();
+    Table {
+        kind: "Table",
+        api_version: "meta.k8s.io/v1",
+        metadata: meta,
+        columns: with_columns.then(|| table::columns(def)),
+        rows,
     }
-    t
 }
 
 /// Encodes one object as JSON or as a one-row Table.

@@ -1,6 +1,8 @@
 //! POST of a new object: naming, system metadata, defaulting, validation, then a
 //! create-if-absent transaction.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
@@ -103,11 +105,11 @@ pub fn prepare(server: &ApiServer, req: &Request, obj: &mut Value) -> ApiResult<
 }
 
 /// Stores a prepared object if its key is free.
-pub async fn store_new(server: &ApiServer, def: &ResourceDef, obj: Value) -> ApiResult<Value> {
+pub async fn store_new(server: &ApiServer, def: &ResourceDef, obj: Value) -> ApiResult<Arc<Value>> {
     let name = meta::name(&obj).to_string();
     let key = def.key(meta::meta_str(&obj, "namespace"), &name);
     let stored = convert::to_storage(def, obj);
-    match storage::put(server, &key, &stored, 0).await? {
+    match storage::put(server, &key, stored, 0).await? {
         Some(v) => Ok(v),
         None => Err(ApiError::already_exists(def, &name)),
     }
@@ -126,16 +128,16 @@ pub async fn create(server: &ApiServer, req: &Request, body: Body) -> ApiResult<
         alloc::allocate(&server.cache, def, &mut obj, None)
             .map_err(|c| ApiError::invalid(def, meta::name(&obj), &c))?;
         if req.query.is_dry_run() {
-            obj
+            Arc::new(obj)
         } else {
             store_new(server, def, obj).await?
         }
     } else if req.query.is_dry_run() {
-        obj
+        Arc::new(obj)
     } else {
         store_new(server, def, obj).await?
     };
-    let view = read::view(def, &std::sync::Arc::new(created));
+    let view = read::view(def, &created);
     Ok(output::object_response(
         def,
         &view,

@@ -188,9 +188,9 @@ pub(crate) async fn delete_one(
         if is_namespace {
             next["status"]["phase"] = json!("Terminating");
         }
-        if let Some(stored) = storage::put(server, &key, &next, cur.revision).await? {
+        if let Some(stored) = storage::put(server, &key, next, cur.revision).await? {
             tracing::debug!(kind = def.kind, name, grace, "deletion started");
-            return Ok(convert::to_view(def, &stored).unwrap_or(stored));
+            return Ok(convert::to_view(def, &stored).unwrap_or_else(|| (*stored).clone()));
         }
     }
     Err(ApiError::conflict(def, name))

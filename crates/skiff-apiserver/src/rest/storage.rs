@@ -20,17 +20,11 @@ pub struct Current {
 }
 
 /// The serialized form kept in the store: no resourceVersion (the store's revision is).
-fn encode(obj: &Value) -> Bytes {
-    let mut o = obj.clone();
-    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+fn encode(obj: &mut Value) -> Bytes {
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
-    Bytes::from(serde_json::to_vec(&o).unwrap_or_default())
-}
-
-fn with_rv(mut obj: Value, rev: i64) -> Value {
-    crate::meta::meta_mut(&mut obj).insert("resourceVersion".into(), Value::String(rev.to_string()));
-    obj
+    Bytes::from(serde_json::to_vec(&*obj).unwrap_or_default())
 }
 
 /// Reads the current object from the store (not the cache: writes must start from the truth).
@@ -46,9 +40,12 @@ pub async fn load(server: &ApiServer, key: &str) -> ApiResult<Option<Current>> {
     }))
 }
 
-/// Writes `obj` at `key` if the key's mod revision is still `expected` (0 = absent).
-/// `None` when the compare failed.
-pub async fn put(server: &ApiServer, key: &str, obj: &Value, expected: i64) -> ApiResult<Option<Value>> {
+/// Writes `obj` at `key` if the key's mod revision is still `expected` (0 = absent), and
+/// returns the object as the watch cache now holds it. `None` when the compare failed.
+pub async fn put(server: &ApiServer, key: &str, mut obj: Value, expected: i64) -> ApiResult<Option<Arc<Value>>> {
+    let value = encode(&mut obj);
+    // The cache takes the object as it is instead of parsing what it reads back.
+    server.cache.hint(key, value.clone(), obj);
     let txn = Txn {
         compare: vec![Compare::ModRevision {
             key: key.to_string(),
@@ -56,16 +53,37 @@ pub async fn put(server: &ApiServer, key: &str, obj: &Value, expected: i64) -> A
         }],
         success: vec![Op::Put {
             key: key.to_string(),
-            value: encode(obj),
+            value: value.clone(),
         }],
         failure: vec![],
     };
-    let resp = server.store.txn(txn).await?;
+    let resp = match server.store.txn(txn).await {
+        Ok(r) => r,
+        Err(e) => {
+            server.cache.unhint(key, &value);
+            return Err(e.into());
+        }
+    };
     if !resp.succeeded {
+        server.cache.unhint(key, &value);
         return Ok(None);
     }
     server.cache.wait_for(resp.revision).await;
-    Ok(Some(with_rv(obj.clone(), resp.revision)))
+    let cached = server
+        .cache
+        .get_key(key)
+        .filter(|o| crate::meta::resource_version(o) == Some(resp.revision));
+    match cached {
+        Some(o) => Ok(Some(o)),
+        // A later write already replaced it: answer with what this write stored.
+        None => {
+            let kv = resp.results.into_iter().flatten().next();
+            let obj = kv.and_then(|kv| decode_kv(&kv, resp.revision));
+            Ok(Some(Arc::new(
+                obj.ok_or_else(|| ApiError::internal("written object not readable"))?,
+            )))
+        }
+    }
 }
 
 /// Deletes `key` if its mod revision is still `expected`; `false` when the compare failed.

@@ -1,6 +1,8 @@
 //! PUT and PATCH of an object and its `status`: a read-modify-write loop on the store with
 //! compare-and-swap, preserving system metadata as kube-apiserver's strategies do.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
@@ -115,7 +117,7 @@ fn same_object(a: &Value, b: &Value) -> bool {
 /// Outcome of a read-modify-write.
 pub struct Written {
     /// The object as stored now (served view).
-    pub obj: Value,
+    pub obj: Arc<Value>,
     /// Warnings for the client.
     pub warnings: Vec<String>,
 }
@@ -162,22 +164,27 @@ where
         }
         if same_object(&merged, &cur_view) {
             return Ok(Written {
-                obj: cur_view,
+                obj: Arc::new(cur_view),
                 warnings,
             });
         }
         if req.query.is_dry_run() {
-            return Ok(Written { obj: merged, warnings });
+            return Ok(Written {
+                obj: Arc::new(merged),
+                warnings,
+            });
         }
         // The last finalizer of an object being deleted is gone: the deletion completes.
         if merged["metadata"]["deletionTimestamp"].is_string() && !meta::has_finalizers(&merged) {
             if storage::remove(server, &key, cur.revision).await? {
                 tracing::debug!(kind = def.kind, name, "finalizers cleared; object removed");
-                return Ok(Written { obj: merged, warnings });
+                return Ok(Written {
+                    obj: Arc::new(merged),
+                    warnings,
+                });
             }
-        } else if let Some(stored) = storage::put(server, &key, &convert::to_storage(def, merged), cur.revision).await?
-        {
-            let obj = convert::to_view(def, &stored).unwrap_or(stored);
+        } else if let Some(stored) = storage::put(server, &key, convert::to_storage(def, merged), cur.revision).await? {
+            let obj = convert::to_view(def, &stored).map(Arc::new).unwrap_or(stored);
             return Ok(Written { obj, warnings });
         }
         if pinned.is_some() {
@@ -189,13 +196,7 @@ where
 
 fn respond(req: &Request, w: Written) -> Response {
     let def = req.target.def;
-    output::object_response(
-        def,
-        &read::view(def, &std::sync::Arc::new(w.obj)),
-        req.format(),
-        StatusCode::OK,
-        &w.warnings,
-    )
+    output::object_response(def, &read::view(def, &w.obj), req.format(), StatusCode::OK, &w.warnings)
 }
 
 /// `PUT .../{name}[/status]`.
@@ -278,11 +279,11 @@ async fn apply_create(server: &ApiServer, req: &Request, name: &str, doc: Value)
     }
     let warnings = create::prepare(server, req, &mut obj)?;
     let created = if req.query.is_dry_run() {
-        obj
+        Arc::new(obj)
     } else {
         create::store_new(server, def, obj).await?
     };
-    let view = read::view(def, &std::sync::Arc::new(created));
+    let view = read::view(def, &created);
     Ok(output::object_response(
         def,
         &view,
@@ -334,7 +335,7 @@ pub async fn binding(server: &ApiServer, req: &Request, name: &str, body: Body) 
             json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": meta::now()}),
         );
         p["status"]["conditions"] = Value::Array(conds);
-        if storage::put(server, &key, &p, cur.revision).await?.is_some() {
+        if storage::put(server, &key, p, cur.revision).await?.is_some() {
             let status =
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             return Ok(output::json_response(StatusCode::CREATED, &status, &[]));

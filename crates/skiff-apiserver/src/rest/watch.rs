@@ -47,18 +47,15 @@ impl Encoder {
     }
 
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
-        let object = match self.format {
-            Format::Json => obj.clone(),
+        match self.format {
+            Format::Json => event_line(kind, obj),
             Format::Table(include) => {
                 let first = !self.sent_columns;
                 self.sent_columns = true;
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
-                output::table(self.def, [obj], include, meta, first)
+                event_line(kind, &output::table(self.def, [obj], include, meta, first))
             }
-        };
-        let mut v = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        v.push(b'\n');
-        Bytes::from(v)
+        }
     }
 
     /// The line for one cache event, if this watcher sees it.
@@ -96,16 +93,25 @@ impl Encoder {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
         let obj = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta});
-        let mut v = serde_json::to_vec(&json!({"type": "BOOKMARK", "object": obj})).unwrap_or_default();
-        v.push(b'\n');
-        Bytes::from(v)
+        event_line("BOOKMARK", &obj)
     }
 }
 
-fn error_line(e: &ApiError) -> Bytes {
-    let mut v = serde_json::to_vec(&json!({"type": "ERROR", "object": e.to_status()})).unwrap_or_default();
+/// One line of a watch stream.
+fn event_line(kind: &str, object: &impl serde::Serialize) -> Bytes {
+    #[derive(serde::Serialize)]
+    struct Line<'a, T> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        object: &'a T,
+    }
+    let mut v = serde_json::to_vec(&Line { kind, object }).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
+}
+
+fn error_line(e: &ApiError) -> Bytes {
+    event_line("ERROR", &e.to_status())
 }
 
 fn expired(rv: i64, oldest: i64) -> ApiError {
