@@ -332,7 +332,7 @@ impl Cache {
 
     fn take_hint(&self, kv: &KeyValue) -> Option<Value> {
         let mut h = self.hints.lock();
-        if !h.get(&kv.key).is_some_and(|(b, _)| *b == kv.value) {
+        if h.get(&kv.key).is_none_or(|(b, _)| *b != kv.value) {
             return None;
         }
         let (_, mut obj) = h.remove(&kv.key)?;
