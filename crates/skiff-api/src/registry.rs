@@ -16,6 +16,14 @@ pub struct Subresource {
     pub verbs: &'static [&'static str],
 }
 
+impl Subresource {
+    /// Whether this is a streaming (connect) subresource served by the node agent: its
+    /// options kind is a query, not a body, so it has no object schema.
+    pub fn is_connect(&self) -> bool {
+        matches!(self.name, "exec" | "attach" | "portforward" | "log")
+    }
+}
+
 /// One served resource (one group/version/resource).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceDef {
@@ -90,6 +98,13 @@ macro_rules! res {
 
 const POD_SUBS: &[Subresource] = &[
     Subresource {
+        name: "attach",
+        group: "",
+        version: "v1",
+        kind: "PodAttachOptions",
+        verbs: &["create", "get"],
+    },
+    Subresource {
         name: "binding",
         group: "",
         version: "v1",
@@ -102,6 +117,27 @@ const POD_SUBS: &[Subresource] = &[
         version: "v1",
         kind: "Eviction",
         verbs: &["create"],
+    },
+    Subresource {
+        name: "exec",
+        group: "",
+        version: "v1",
+        kind: "PodExecOptions",
+        verbs: &["create", "get"],
+    },
+    Subresource {
+        name: "log",
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        verbs: &["get"],
+    },
+    Subresource {
+        name: "portforward",
+        group: "",
+        version: "v1",
+        kind: "PodPortForwardOptions",
+        verbs: &["create", "get"],
     },
     status("", "v1", "Pod"),
 ];

@@ -31,6 +31,7 @@ async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Val
         },
         query: Default::default(),
         headers: Default::default(),
+        raw_query: String::new(),
     };
     create::prepare(server, &req, &mut obj)?;
     match create::store_new(server, def, obj).await {

@@ -161,6 +161,7 @@ async fn api(State(s): State<Shared>, req: Request) -> Response {
         target,
         query,
         headers: parts.headers,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
     };
     rest::dispatch(s, parts.method, r, body).await
 }

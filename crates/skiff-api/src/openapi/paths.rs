@@ -267,7 +267,7 @@ pub(crate) fn resource_paths(r: &'static ResourceDef) -> Vec<PathSpec> {
         ops: object_ops,
     });
 
-    for s in r.subresources {
+    for s in r.subresources.iter().filter(|s| !s.is_connect()) {
         if let Some(path) = subresource_path(&c, s) {
             out.push(path);
         }

@@ -4,6 +4,7 @@
 pub(crate) mod create;
 pub(crate) mod delete;
 mod fields;
+mod node_proxy;
 mod read;
 mod scale;
 pub mod storage;
@@ -27,6 +28,8 @@ pub struct Request {
     pub query: Query,
     /// Request headers.
     pub headers: HeaderMap,
+    /// The query string as sent (forwarded as is to node agents).
+    pub raw_query: String,
 }
 
 impl Request {
@@ -55,6 +58,7 @@ async fn route(server: Server, method: Method, req: Request, body: Body) -> ApiR
         (Method::GET, None, _) if req.query.is_watch() => watch::watch(server, req).await,
         (Method::GET, None, _) => read::list(&server, &req),
         (Method::GET, Some(n), Some("scale")) => scale::get(&server, &req, n),
+        (Method::GET, Some(n), Some("log")) => node_proxy::log(&server, &req, n).await,
         (Method::GET, Some(n), _) => read::get(&server, &req, n),
         (Method::POST, None, None) => create::create(&server, &req, body).await,
         (Method::POST, Some(n), Some("binding")) => update::binding(&server, &req, n, body).await,

@@ -77,6 +77,7 @@ pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body, i
         target: main_target(req),
         query: Default::default(),
         headers: req.headers.clone(),
+        raw_query: String::new(),
     };
     let written = update::modify(server, &main, name, |cur| {
         let scale = scale_of(cur);

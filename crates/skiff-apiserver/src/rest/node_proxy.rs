@@ -1,0 +1,170 @@
+//! Subresources served by the node agent (kubelet API), proxied by the API server:
+//! `pods/log` → `GET http://<node InternalIP>:<kubelet port>/containerLogs/NS/POD/CONTAINER`.
+
+use std::sync::OnceLock;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use skiff_api::registry;
+
+use super::Request;
+use crate::errors::{ApiError, ApiResult};
+use crate::state::ApiServer;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+fn http() -> &'static HttpClient {
+    static CLIENT: OnceLock<HttpClient> = OnceLock::new();
+    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The container a request names, or the only one, with upstream's errors.
+fn container(pod: &Value, name: &str, wanted: Option<&str>) -> ApiResult<String> {
+    let main = names(&pod["spec"]["containers"]);
+    let init = names(&pod["spec"]["initContainers"]);
+    match wanted.filter(|w| !w.is_empty()) {
+        Some(w) if main.iter().chain(init.iter()).any(|c| c == w) => Ok(w.to_string()),
+        Some(w) => Err(ApiError::bad_request(format!(
+            "container {w} is not valid for pod {name}"
+        ))),
+        None if main.len() == 1 => Ok(main[0].clone()),
+        None => {
+            let mut msg = format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                main.join(" ")
+            );
+            if !init.is_empty() {
+                msg.push_str(&format!(" or one of the init containers: [{}]", init.join(" ")));
+            }
+            Err(ApiError::bad_request(msg))
+        }
+    }
+}
+
+/// `http://host:port` of the agent on the pod's node.
+fn agent_base(server: &ApiServer, pod: &Value, name: &str) -> ApiResult<String> {
+    let node_name = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty());
+    let Some(node_name) = node_name else {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    };
+    let nodes = registry::find("", "v1", "nodes").ok_or_else(|| ApiError::internal("nodes are not served"))?;
+    let node = server
+        .cache
+        .get(nodes, &nodes.key(None, node_name))
+        .ok_or_else(|| ApiError::not_found(nodes, node_name))?;
+    let addrs = node["status"]["addresses"].as_array().cloned().unwrap_or_default();
+    let ip = addrs
+        .iter()
+        .find(|a| a["type"] == "InternalIP")
+        .or_else(|| addrs.first())
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or("127.0.0.1");
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_i64()
+        .unwrap_or(10250);
+    Ok(format!("http://{ip}:{port}"))
+}
+
+/// Drops `container` from the query (it becomes part of the kubelet path).
+fn forwarded_query(raw: &str) -> String {
+    raw.split('&')
+        .filter(|p| !p.is_empty() && !p.starts_with("container="))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `GET pods/{name}/log`.
+pub async fn log(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response> {
+    let def = req.target.def;
+    let ns = req.target.namespace.as_deref().unwrap_or("default");
+    let pod = server
+        .cache
+        .get(def, &def.key(Some(ns), name))
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let wanted = form_urlencoded_get(&req.raw_query, "container");
+    let c = container(&pod, name, wanted.as_deref())?;
+    let base = agent_base(server, &pod, name)?;
+    let q = forwarded_query(&req.raw_query);
+    let url = format!(
+        "{base}/containerLogs/{ns}/{name}/{c}{}{q}",
+        if q.is_empty() { "" } else { "?" }
+    );
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| ApiError::internal(format!("agent URL {url}: {e}")))?;
+    let resp = http()
+        .get(uri)
+        .await
+        .map_err(|e| ApiError::new(500, "InternalError", format!("Get \"{url}\": {e}")))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body).trim().to_string();
+        let reason = match status.as_u16() {
+            400 => "BadRequest",
+            404 => "NotFound",
+            _ => "InternalError",
+        };
+        return Err(ApiError::new(status.as_u16(), reason, text));
+    }
+    let mut out = Response::new(Body::new(resp.into_body()));
+    out.headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    Ok(out)
+}
+
+/// The first value of a query parameter.
+fn form_urlencoded_get(raw: &str, key: &str) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn container_choice_follows_upstream() {
+        let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}], "initContainers": [{"name": "i"}]}});
+        assert_eq!(container(&pod, "p", Some("i")).unwrap(), "i");
+        assert_eq!(
+            container(&pod, "p", Some("x")).unwrap_err().message,
+            "container x is not valid for pod p"
+        );
+        assert_eq!(
+            container(&pod, "p", None).unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [i]"
+        );
+        let one = json!({"spec": {"containers": [{"name": "a"}]}});
+        assert_eq!(container(&one, "p", None).unwrap(), "a");
+        assert_eq!(
+            forwarded_query("container=a&follow=true&tailLines=5"),
+            "follow=true&tailLines=5"
+        );
+    }
+}
