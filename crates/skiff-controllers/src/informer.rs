@@ -35,8 +35,22 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone + Default,
 {
+    start_trimmed(api, config, |_| {}).await
+}
+
+/// Like [`start`], with `trim` applied to every object before it is stored, so a controller
+/// keeps only the fields it reads (thousands of pods stay cheap).
+pub async fn start_trimmed<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    trim: impl FnMut(&mut K) + Send + 'static,
+) -> Result<Informer<K>, Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Default,
+{
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff().modify(trim));
     let task = tokio::spawn(stream.for_each(|r| async move {
         if let Err(e) = r {
             tracing::debug!(error = %e, "informer watch error (retried)");

@@ -65,7 +65,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
     let cfg = watcher::Config::default();
     let nodes = informer::start(Api::<Node>::all(client.clone()), cfg.clone()).await?;
     let leases = informer::start(Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE), cfg.clone()).await?;
-    let pods = informer::start(Api::<Pod>::all(client.clone()), cfg).await?;
+    let pods = informer::start_trimmed(Api::<Pod>::all(client.clone()), cfg, trim_pod).await?;
     let reporter = Reporter {
         controller: "node-controller".into(),
         instance: None,
@@ -100,6 +100,21 @@ fn heartbeat(node: &Node, lease: Option<&Lease>) -> String {
         .and_then(|c| c.last_heartbeat_time.as_ref())
         .map(|t| t.0.to_string());
     format!("{renew:?}|{posted:?}")
+}
+
+/// Keeps what this controller reads of a pod: identity, node, tolerations, deletion state.
+fn trim_pod(pod: &mut Pod) {
+    pod.metadata.managed_fields = None;
+    pod.metadata.annotations = None;
+    pod.metadata.labels = None;
+    pod.metadata.owner_references = None;
+    pod.status = None;
+    if let Some(spec) = pod.spec.as_mut() {
+        spec.containers = Vec::new();
+        spec.init_containers = None;
+        spec.volumes = None;
+        spec.affinity = None;
+    }
 }
 
 fn pod_ref(pod: &Pod) -> ObjectReference {
