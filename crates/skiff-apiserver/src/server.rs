@@ -157,6 +157,11 @@ async fn api(State(s): State<Shared>, req: Request) -> Response {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    if matches!(target.sub.as_deref(), Some("exec" | "attach" | "portforward")) {
+        return rest::connect(&s, &target, parts)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     let r = rest::Request {
         target,
         query,

@@ -5,6 +5,8 @@ pub(crate) mod create;
 pub(crate) mod delete;
 mod fields;
 mod node_proxy;
+
+pub use node_proxy::connect;
 mod read;
 mod scale;
 pub mod storage;

@@ -1,5 +1,7 @@
 //! Subresources served by the node agent (kubelet API), proxied by the API server:
-//! `pods/log` → `GET http://<node InternalIP>:<kubelet port>/containerLogs/NS/POD/CONTAINER`.
+//! `pods/log` → `GET http://<node InternalIP>:<kubelet port>/containerLogs/NS/POD/CONTAINER`,
+//! and the upgrading ones (`exec`, `attach`, `portforward`) → `/exec/…`, `/attach/…`,
+//! `/portForward/…`, whose SPDY or WebSocket streams are then copied both ways untouched.
 
 use std::sync::OnceLock;
 
@@ -9,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use skiff_api::registry;
 
@@ -131,6 +133,113 @@ pub async fn log(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Res
     let mut out = Response::new(Body::new(resp.into_body()));
     out.headers_mut()
         .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+    Ok(out)
+}
+
+/// Request headers the agent needs to pick and answer the stream protocol.
+const UPGRADE_HEADERS: &[&str] = &[
+    "connection",
+    "upgrade",
+    "x-stream-protocol-version",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    "origin",
+];
+
+/// `pods/{name}/exec|attach|portforward`: forwards the upgrade request to the pod's agent and,
+/// once both sides switched protocols, splices the two connections.
+pub async fn connect(
+    server: &ApiServer,
+    target: &crate::request::Target,
+    mut parts: http::request::Parts,
+) -> ApiResult<Response> {
+    let def = target.def;
+    let ns = target.namespace.as_deref().unwrap_or("default");
+    let name = target.name.as_deref().unwrap_or_default();
+    let pod = server
+        .cache
+        .get(def, &def.key(Some(ns), name))
+        .ok_or_else(|| ApiError::not_found(def, name))?;
+    let raw = parts.uri.query().unwrap_or("").to_string();
+    let path = match target.sub.as_deref() {
+        Some("portforward") => format!("/portForward/{ns}/{name}"),
+        Some(kind) => {
+            let c = container(&pod, name, form_urlencoded_get(&raw, "container").as_deref())?;
+            format!("/{kind}/{ns}/{name}/{c}")
+        }
+        None => return Err(ApiError::no_route()),
+    };
+    let base = agent_base(server, &pod, name)?;
+    let authority = base.trim_start_matches("http://").to_string();
+    let q = forwarded_query(&raw);
+    let uri = format!("{path}{}{q}", if q.is_empty() { "" } else { "?" });
+    let mut req = http::Request::builder()
+        .method(parts.method.clone())
+        .uri(&uri)
+        .header(http::header::HOST, &authority);
+    for h in UPGRADE_HEADERS {
+        for v in parts.headers.get_all(*h) {
+            req = req.header(*h, v);
+        }
+    }
+    let req = req.body(Empty::<Bytes>::new()).map_err(ApiError::internal)?;
+    let unreachable =
+        |e: &dyn std::fmt::Display| ApiError::new(500, "InternalError", format!("error dialing backend: {e}"));
+    let tcp = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(|e| unreachable(&e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "agent stream connection ended");
+        }
+    });
+    let mut agent_resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
+    if agent_resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        let code = agent_resp.status().as_u16();
+        let body = agent_resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body).trim().to_string();
+        let reason = if code == 400 {
+            "BadRequest"
+        } else if code == 404 {
+            "NotFound"
+        } else {
+            "InternalError"
+        };
+        return Err(ApiError::new(code, reason, text));
+    }
+    let client_upgrade = parts
+        .extensions
+        .remove::<hyper::upgrade::OnUpgrade>()
+        .ok_or_else(|| ApiError::bad_request("Upgrade request required"))?;
+    let agent_upgrade = hyper::upgrade::on(&mut agent_resp);
+    tokio::spawn(async move {
+        let (client, agent) = match (client_upgrade.await, agent_upgrade.await) {
+            (Ok(c), Ok(a)) => (c, a),
+            (c, a) => {
+                tracing::debug!(client = c.is_ok(), agent = a.is_ok(), "stream upgrade failed");
+                return;
+            }
+        };
+        let (mut client, mut agent) = (TokioIo::new(client), TokioIo::new(agent));
+        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut agent).await {
+            tracing::debug!(error = %e, "stream copy ended");
+        }
+    });
+    let mut out = Response::new(Body::empty());
+    *out.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    for (k, v) in agent_resp.headers() {
+        out.headers_mut().append(k.clone(), v.clone());
+    }
     Ok(out)
 }
 
