@@ -39,6 +39,13 @@ pub struct Config {
     pub extra_hosts: Vec<String>,
 }
 
+impl Config {
+    /// A server on `data_dir` listening on a free loopback port (tests, benchmarks, embedding).
+    pub fn loopback(data_dir: impl Into<PathBuf>) -> Config {
+        Config { data_dir: data_dir.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), extra_hosts: Vec::new() }
+    }
+}
+
 /// Why the API server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -75,6 +82,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// A kube-rs client reaching this server in-process, as the admin user.
+    pub fn client(&self) -> kube::Client {
+        local::client(self.server.clone())
+    }
+
     /// Stops serving and waits (up to 10 s) until the store is closed, so the data directory
     /// can be opened again.
     pub async fn shutdown(self) {
