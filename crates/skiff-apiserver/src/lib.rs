@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use skiff_store::{RedbStore, Store};
+use skiff_store::{RedbOptions, RedbStore, Store};
 use tokio::net::TcpListener;
 
 pub use state::ApiServer;
@@ -42,7 +42,11 @@ pub struct Config {
 impl Config {
     /// A server on `data_dir` listening on a free loopback port (tests, benchmarks, embedding).
     pub fn loopback(data_dir: impl Into<PathBuf>) -> Config {
-        Config { data_dir: data_dir.into(), listen: SocketAddr::from(([127, 0, 0, 1], 0)), extra_hosts: Vec::new() }
+        Config {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            extra_hosts: Vec::new(),
+        }
     }
 }
 
@@ -112,7 +116,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let io = |what: String| move |source| StartError::Io { what, source };
     std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
     let pki = tls::Pki::load_or_create(&cfg.data_dir, &cfg.extra_hosts)?;
-    let store: Arc<dyn Store> = RedbStore::open(cfg.data_dir.join("store.redb"))?;
+    // The watch cache keeps the event history clients resume from; the store's own history
+    // only has to cover a lagging cache feeder, so it stays small.
+    let opts = RedbOptions {
+        history: 20_000,
+        history_bytes: 32 << 20,
+        ..Default::default()
+    };
+    let store: Arc<dyn Store> = RedbStore::open_with(cfg.data_dir.join("store.redb"), opts)?;
     let cache = cache::Cache::start(store.clone()).await?;
     let server = Arc::new(ApiServer::new(store, cache, pki.admin_token.clone()));
     let listener = TcpListener::bind(cfg.listen)

@@ -161,6 +161,18 @@ async fn in_process_client_speaks_the_same_api() {
         .await
         .unwrap();
     assert_eq!(name_of(&next_event(&mut w).await), ("ADDED", "local".into()));
+    // A uid in a patch is a precondition.
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"uid": "wrong"}, "data": {"k": "x"}}));
+    let err = api.patch("local", &Default::default(), &patch).await.unwrap_err();
+    let kube::Error::Api(s) = err else {
+        panic!("expected an API error")
+    };
+    assert_eq!(s.code, 409);
+    assert!(
+        s.message.contains("Precondition failed: UID in precondition: wrong"),
+        "{}",
+        s.message
+    );
     let err = api.get("missing").await.unwrap_err();
     let kube::Error::Api(s) = err else {
         panic!("expected an API error")

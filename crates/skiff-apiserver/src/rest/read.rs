@@ -145,7 +145,9 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
                 if i > 0 {
                     out.push(b',');
                 }
-                if shared_storage {
+                // Whole-collection lists keep the serialized objects for the next one; pages
+                // (informers' initial lists) do not, so the cache does not double its memory.
+                if shared_storage || limit > 0 {
                     out.extend_from_slice(&serde_json::to_vec(&**obj).unwrap_or_default());
                 } else {
                     out.extend_from_slice(&server.cache.json(def, key, obj));

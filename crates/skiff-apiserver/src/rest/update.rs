@@ -142,6 +142,14 @@ where
         let mut new = change(&unpinned)?;
         fields::check_kind(def, &mut new)?;
         let warnings = fields::check_unknown(req, &mut new)?;
+        // A uid in the body is a precondition (kubelet sends it so it never writes a newer pod
+        // of the same name).
+        if let (Some(want), Some(have)) = (meta::meta_str(&new, "uid"), meta::meta_str(&cur_view, "uid")) {
+            if !want.is_empty() && want != have {
+                let msg = format!("Precondition failed: UID in precondition: {want}, UID in object meta: {have}");
+                return Err(ApiError::conflict_msg(def, name, &msg));
+            }
+        }
         let pinned = requested_rv(def, &new)?;
         if pinned.is_some_and(|rv| rv != cur.revision) {
             return Err(ApiError::conflict(def, name));
