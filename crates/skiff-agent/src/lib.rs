@@ -1,4 +1,6 @@
 //! The node agent: registers a Node, heartbeats with a Lease, and runs the pods bound to it.
 
 pub mod node;
+pub mod process;
 pub mod sim;
+pub mod streaming;

@@ -331,7 +331,7 @@ pub fn lease_object(node: &str, node_uid: Option<&str>, now: jiff::Timestamp) ->
 /// Renews the node's lease (creating it when missing).
 pub async fn renew_lease(client: &Client, node: &str, node_uid: Option<&str>) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
-    let now = now();
+    let now = jiff::Timestamp::now();
     let patch = json!({"spec": {
         "holderIdentity": node,
         "leaseDurationSeconds": LEASE_DURATION_SECONDS,

@@ -153,7 +153,9 @@ pub async fn run(opts: BenchOpts) -> Result<String, Error> {
     .map_err(|e| Error::Bench(format!("starting the API server: {e}")))?;
     let client = skiff_apiserver::local::client(running.server.clone());
     let result = measure(client, &opts).await;
+    let t = Instant::now();
     running.shutdown().await;
+    eprintln!("DEBUG shutdown {:?}", t.elapsed());
     drop(tmp);
     result
 }
@@ -274,6 +276,8 @@ async fn measure(client: Client, opts: &BenchOpts) -> Result<String, Error> {
     let create_end = created.iter().map(|(_, t)| *t).max().unwrap_or(start);
     scheduler.abort();
     observer.abort();
+    let _ = scheduler.await;
+    let _ = observer.await;
     if bound.len() < n {
         return Err(Error::Bench(format!(
             "only {} of {n} pods were bound within {:?}",

@@ -12,7 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 /// Requests the reporter keeps in flight.
 const CONCURRENCY: usize = 32;
@@ -36,18 +37,25 @@ pub enum Report {
     },
 }
 
-/// Sends reports to the background writer.
-#[derive(Clone)]
+/// Sends reports to the background writer, which stops (abandoning what it has not
+/// written) when the reporter is dropped with the scheduler.
 pub struct Reporter {
     tx: mpsc::Sender<Report>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
 }
 
 impl Reporter {
-    /// Starts the writer; it stops when every `Reporter` clone is dropped.
+    /// Starts the writer.
     pub fn start(client: Client, scheduler_name: String) -> Reporter {
         let (tx, rx) = mpsc::channel(BACKLOG);
-        tokio::spawn(writer(client, scheduler_name, rx));
-        Reporter { tx }
+        let writer = tokio::spawn(writer(client, scheduler_name, rx));
+        Reporter { tx, writer }
     }
 
     /// Queues a report; drops it when the writer is far behind.
@@ -80,7 +88,8 @@ struct Series {
 async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Report>) {
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let instance = format!("{controller}-{host}");
-    let limit = Arc::new(Semaphore::new(CONCURRENCY));
+    // Requests in flight; dropped (aborted) with the writer when the scheduler stops.
+    let mut inflight = JoinSet::new();
     // Failed events per pod UID, to fold repeats into a series.
     let mut series: HashMap<String, Series> = HashMap::new();
     while let Some(report) = rx.recv().await {
@@ -104,7 +113,10 @@ async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Repor
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let Ok(permit) = limit.clone().acquire_owned().await else { return };
+        while inflight.try_join_next().is_some() {}
+        if inflight.len() >= CONCURRENCY {
+            inflight.join_next().await;
+        }
         let events: Api<Event> = Api::namespaced(client.clone(), &ns);
 
         // A repeat of the same failure: bump the series instead of a new event.
@@ -126,12 +138,11 @@ async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Repor
                         Report::Failed { reason, message, .. } => (*reason, message.clone()),
                         Report::Scheduled { .. } => unreachable!(),
                     };
-                    tokio::spawn(async move {
+                    inflight.spawn(async move {
                         if let Err(e) = events.patch(&ev_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
                             tracing::debug!(event = %ev_name, "updating event series: {e}");
                         }
                         set_unschedulable(&pods, &pod, reason, &message).await;
-                        drop(permit);
                     });
                     continue;
                 }
@@ -171,14 +182,13 @@ async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Repor
             Report::Scheduled { .. } => None,
         };
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-        tokio::spawn(async move {
+        inflight.spawn(async move {
             if let Err(e) = events.create(&PostParams::default(), &ev).await {
                 tracing::debug!(pod = %name, "writing event {}: {e}", ev.reason.as_deref().unwrap_or(""));
             }
             if let Some((reason, message)) = failed {
                 set_unschedulable(&pods, &pod, reason, &message).await;
             }
-            drop(permit);
         });
     }
 }

@@ -14,7 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use crate::cache::{Cache, PodSummary};
@@ -100,6 +100,8 @@ struct State {
     reporter: Reporter,
     tx: mpsc::UnboundedSender<Msg>,
     in_flight: usize,
+    /// Bindings in flight; aborted if the scheduler is dropped.
+    binds: JoinSet<()>,
     pods_synced: bool,
     nodes_synced: bool,
     pod_relist: Option<HashSet<String>>,
@@ -279,7 +281,7 @@ impl State {
         }
     }
 
-    fn spawn_bind(&self, key: String, qp: QueuedPod, node: String) {
+    fn spawn_bind(&mut self, key: String, qp: QueuedPod, node: String) {
         let pod = qp.pod.clone();
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -299,7 +301,7 @@ impl State {
             },
         };
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        self.binds.spawn(async move {
             let result = api
                 .create_subresource::<_, serde::de::IgnoredAny>("binding", &name, &PostParams::default(), &binding)
                 .await
@@ -332,6 +334,7 @@ pub async fn run(client: Client, opts: SchedulerOptions) -> Result<(), Error> {
         reporter,
         tx,
         in_flight: 0,
+        binds: JoinSet::new(),
         pods_synced: false,
         nodes_synced: false,
         pod_relist: None,
@@ -349,6 +352,7 @@ pub async fn run(client: Client, opts: SchedulerOptions) -> Result<(), Error> {
                 Err(mpsc::error::TryRecvError::Disconnected) => return Err(Error::Stopped),
             }
         }
+        while st.binds.try_join_next().is_some() {}
         let now = Instant::now();
         st.queue.flush(now);
         if now >= next_leftover_flush {

@@ -19,6 +19,9 @@ pub struct UpArgs {
     /// Seconds without heartbeats before a node is Unknown (upstream 40).
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
+    /// Simulated nodes to register (`skiff-sim-1`…): their pods run without processes.
+    #[arg(long, default_value_t = 0)]
+    sim_nodes: usize,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -32,9 +35,8 @@ fn default_data_dir() -> PathBuf {
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let cfg = skiff_apiserver::Config {
-        data_dir,
         listen: args.listen,
-        extra_hosts: Vec::new(),
+        ..skiff_apiserver::Config::loopback(data_dir)
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
     let client = skiff_apiserver::local::client(running.server.clone());
@@ -43,11 +45,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut components = tokio::task::JoinSet::new();
+    let c = client.clone();
     components.spawn(async move {
-        skiff_controllers::node_lifecycle::run(client, lifecycle)
+        skiff_controllers::node_lifecycle::run(c, lifecycle)
             .await
             .context("node lifecycle controller")
     });
+    let c = client.clone();
+    components.spawn(async move {
+        skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
+            .await
+            .context("scheduler")
+    });
+    if args.sim_nodes > 0 {
+        let opts = skiff_agent::sim::SimOptions {
+            count: args.sim_nodes,
+            ..Default::default()
+        };
+        components.spawn(async move { skiff_agent::sim::run(client, opts).await.context("simulated nodes") });
+    }
     println!("skiff is up at {}", running.url);
     println!("kubeconfig: {}", running.kubeconfig.display());
     println!("try: kubectl --kubeconfig {} get all -A", running.kubeconfig.display());

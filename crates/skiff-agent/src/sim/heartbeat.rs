@@ -38,6 +38,10 @@ async fn register_one(client: &Client, shared: &Shared, i: usize) -> Result<(), 
     if let Some(t) = node::ready_since(&stored) {
         *n.since.lock().unwrap() = t;
     }
+    // The first lease at once, as kubelet does; renewals are spread over the interval after.
+    if let Err(e) = node::renew_lease(client, &n.cfg.name, stored.metadata.uid.as_deref()).await {
+        tracing::warn!(node = %n.cfg.name, error = %e, "creating the node lease failed");
+    }
     Ok(())
 }
 

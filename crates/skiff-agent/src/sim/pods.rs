@@ -174,9 +174,9 @@ impl Ipam {
 enum Outcome {
     /// Status written; the resource version it produced.
     Posted(u64),
-    /// Delete accepted (or the pod was gone already).
+    /// Delete accepted (or the pod was gone or replaced already).
     Deleted,
-    /// The pod is gone or was replaced (404, uid precondition failed): stop writing.
+    /// The status cannot be written (pod gone or replaced, status refused): stop writing it.
     Gone,
     /// Try again later.
     Failed,
@@ -668,10 +668,7 @@ impl Engine {
                 p.posted_rv = p.posted_rv.max(rv);
             }
             Outcome::Deleted => p.delete_done = true,
-            Outcome::Gone => {
-                p.delete_done = true;
-                p.posted_generation = p.generation;
-            }
+            Outcome::Gone => p.posted_generation = p.generation,
             Outcome::Failed => {
                 let t = Instant::now() + RETRY_DELAY;
                 p.timer = Some(t);
@@ -764,7 +761,14 @@ async fn patch_status(client: Client, ns: &str, name: &str, body: &serde_json::V
     };
     match client.request::<MetaOnly>(req).await {
         Ok(m) => Outcome::Posted(m.metadata.resource_version.parse().unwrap_or(0)),
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Outcome::Gone,
+        // 404: gone; 409/422: the uid precondition failed (a new pod of that name) or the
+        // status is refused, which retrying would not change.
+        Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409 | 422) => {
+            if e.code == 422 {
+                tracing::warn!(namespace = ns, pod = name, error = %e.message, "simulated pod status refused");
+            }
+            Outcome::Gone
+        }
         Err(e) => {
             tracing::warn!(namespace = ns, pod = name, error = %e, "posting simulated pod status failed");
             Outcome::Failed
@@ -783,8 +787,9 @@ async fn delete(client: Client, ns: &str, name: &str, uid: &str) -> Outcome {
         ..Default::default()
     };
     match api.delete(name, &dp).await {
+        // 404/409: gone already, or replaced by a new pod of that name (uid precondition).
         Ok(_) => Outcome::Deleted,
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Outcome::Gone,
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Outcome::Deleted,
         Err(e) => {
             tracing::warn!(namespace = ns, pod = name, error = %e, "deleting a simulated pod failed");
             Outcome::Failed
