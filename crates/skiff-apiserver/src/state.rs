@@ -18,6 +18,9 @@ pub struct ApiServer {
     pub admin_token: String,
     /// Serializes Service address and port allocation.
     pub service_lock: tokio::sync::Mutex<()>,
+    /// `tolerationSeconds` of the default not-ready/unreachable tolerations given to pods
+    /// (kube-apiserver's `--default-unreachable-toleration-seconds`, 300).
+    default_toleration_seconds: std::sync::atomic::AtomicI64,
 }
 
 impl ApiServer {
@@ -28,7 +31,20 @@ impl ApiServer {
             cache,
             admin_token,
             service_lock: tokio::sync::Mutex::new(()),
+            default_toleration_seconds: std::sync::atomic::AtomicI64::new(300),
         }
+    }
+
+    /// Sets the `tolerationSeconds` of the default tolerations new pods get.
+    pub fn set_default_toleration_seconds(&self, secs: i64) {
+        self.default_toleration_seconds
+            .store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The `tolerationSeconds` of the default tolerations new pods get.
+    pub fn default_toleration_seconds(&self) -> i64 {
+        self.default_toleration_seconds
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The namespace object, if it exists.

@@ -19,6 +19,9 @@ pub struct UpArgs {
     /// Seconds without heartbeats before a node is Unknown (upstream 40).
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
+    /// Seconds pods tolerate a not-ready or unreachable node before eviction (upstream 300).
+    #[arg(long, default_value_t = 300)]
+    default_toleration_seconds: i64,
     /// Simulated nodes to register (`skiff-sim-1`…): their pods run without processes.
     #[arg(long, default_value_t = 0)]
     sim_nodes: usize,
@@ -39,7 +42,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ..skiff_apiserver::Config::loopback(data_dir)
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
-    let client = skiff_apiserver::local::client(running.server.clone());
+    running
+        .server
+        .set_default_toleration_seconds(args.default_toleration_seconds);
+    let client = running.client();
     let lifecycle = skiff_controllers::node_lifecycle::Options {
         grace_period: Duration::from_secs(args.node_monitor_grace_period),
         ..Default::default()

@@ -1,15 +1,13 @@
-//! DefaultTolerationSeconds: pods tolerate `not-ready` and `unreachable` nodes for 300 s
-//! unless they say otherwise, so a dead node's pods are evicted after five minutes.
+//! DefaultTolerationSeconds: pods tolerate `not-ready` and `unreachable` nodes for 300 s (or
+//! as configured) unless they say otherwise, so a dead node's pods are evicted after that.
 
 use serde_json::{json, Value};
 
 /// The taints the plugin adds tolerations for.
 const TAINTS: &[&str] = &["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"];
-/// Upstream's default `tolerationSeconds`.
-const SECONDS: i64 = 300;
 
 /// Adds the default tolerations a pod lacks.
-pub fn apply(pod: &mut Value) {
+pub fn apply(pod: &mut Value, seconds: i64) {
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -25,7 +23,7 @@ pub fn apply(pod: &mut Value) {
             key_matches && (effect.is_empty() || effect == "NoExecute")
         });
         if !covered {
-            tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": SECONDS}));
+            tols.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
         }
     }
 }
@@ -37,17 +35,17 @@ mod tests {
     #[test]
     fn adds_missing_tolerations_only() {
         let mut p = json!({"spec": {"containers": []}});
-        apply(&mut p);
+        apply(&mut p, 300);
         let t = p["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0]["tolerationSeconds"], 300);
         let mut p = json!({"spec": {"tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 6}]}});
-        apply(&mut p);
+        apply(&mut p, 300);
         let t = p["spec"]["tolerations"].as_array().unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[0]["tolerationSeconds"], 6);
         let mut p = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
-        apply(&mut p);
+        apply(&mut p, 300);
         assert_eq!(p["spec"]["tolerations"].as_array().unwrap().len(), 1);
     }
 }

@@ -5,9 +5,11 @@ mod default_toleration_seconds;
 use serde_json::Value;
 use skiff_api::registry::ResourceDef;
 
+use crate::state::ApiServer;
+
 /// Applies every mutating admission plugin to a new object.
-pub fn mutate_create(def: &ResourceDef, obj: &mut Value) {
+pub fn mutate_create(server: &ApiServer, def: &ResourceDef, obj: &mut Value) {
     if def.group.is_empty() && def.kind == "Pod" {
-        default_toleration_seconds::apply(obj);
+        default_toleration_seconds::apply(obj, server.default_toleration_seconds());
     }
 }

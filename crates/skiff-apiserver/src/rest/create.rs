@@ -94,7 +94,7 @@ pub fn prepare(server: &ApiServer, req: &Request, obj: &mut Value) -> ApiResult<
     set_namespace(def, req.target.namespace.as_deref(), obj)?;
     init_metadata(def, obj);
     defaults::apply(def, obj);
-    admission::mutate_create(def, obj);
+    admission::mutate_create(server, def, obj);
     let name = meta::name(obj).to_string();
     let causes = validation::validate_create(def, obj);
     if !causes.is_empty() {

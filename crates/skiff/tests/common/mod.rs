@@ -196,11 +196,17 @@ pub struct Server {
     child: Option<Child>,
     watchdog: Option<Child>,
     starts: u32,
+    extra_args: Vec<String>,
 }
 
 impl Server {
     /// Starts a server on a fresh data directory and a free port, and waits until it is ready.
     pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// Like [`Server::start`], with more `skiff up` flags (e.g. `--sim-nodes 3`).
+    pub fn start_with(extra_args: &[&str]) -> Server {
         let tmp = tempfile::Builder::new()
             .prefix("skiff-e2e-")
             .tempdir()
@@ -216,6 +222,7 @@ impl Server {
             child: None,
             watchdog: None,
             starts: 0,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn_and_wait();
         s
@@ -274,6 +281,7 @@ impl Server {
             .arg(&self.data_dir)
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr)
