@@ -8,10 +8,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::future::{BoxFuture, FutureExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use skiff_agent::streaming::{local::LocalProcessRuntime, router};
+use skiff_agent::streaming::local::{self, LocalProcessRuntime};
+use skiff_agent::streaming::{router, Session, StreamError, StreamOpts, StreamRuntime};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -33,6 +35,10 @@ impl Cluster {
     /// An API server, an agent streaming server on a free port, Node `n1` pointing at it and a
     /// Running pod `p` (container `c`) on it.
     async fn start() -> Cluster {
+        Self::start_with(Arc::new(LocalProcessRuntime)).await
+    }
+
+    async fn start_with(rt: Arc<dyn StreamRuntime>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let running = skiff_apiserver::start(skiff_apiserver::Config {
             data_dir: dir.path().to_path_buf(),
@@ -45,7 +51,7 @@ impl Cluster {
         let port = listener.local_addr().unwrap().port();
         let seen = Seen::default();
         let log = seen.clone();
-        let app = router(Arc::new(LocalProcessRuntime)).layer(axum::middleware::from_fn(
+        let app = router(rt).layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
                 let log = log.clone();
                 async move {
@@ -85,7 +91,7 @@ impl Cluster {
         let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
         let pod = json!({
             "metadata": {"name": "p"},
-            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "inf"]}]},
+            "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "inf"], "stdin": true}]},
         });
         pods.create(&PostParams::default(), &serde_json::from_value(pod).unwrap())
             .await
@@ -363,6 +369,125 @@ async fn exec_tty_through_script() {
             out.stderr
         );
         assert_eq!(out.code, Some(5), "{env:?}: {}", out.stdout);
+    }
+    c.stop().await;
+}
+
+/// The local runtime, with `attach` reaching a fresh `sh -c 'echo attached; cat'`.
+struct AttachableRuntime;
+
+impl StreamRuntime for AttachableRuntime {
+    fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        command: Vec<String>,
+        opts: StreamOpts,
+    ) -> BoxFuture<'static, Result<Session, StreamError>> {
+        LocalProcessRuntime.exec(ns, pod, container, command, opts)
+    }
+
+    fn attach(&self, _: &str, _: &str, _: &str, opts: StreamOpts) -> BoxFuture<'static, Result<Session, StreamError>> {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "echo attached; cat"]);
+        async move { local::spawn(cmd, opts) }.boxed()
+    }
+
+    fn port_forward(&self, ns: &str, pod: &str, port: u16) -> BoxFuture<'static, Result<TcpStream, StreamError>> {
+        LocalProcessRuntime.port_forward(ns, pod, port)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_with_stdin() {
+    let c = Cluster::start_with(Arc::new(AttachableRuntime)).await;
+    for v in ["1.27", "1.33"] {
+        let Some(bin) = kubectl_bin(Some(v)) else { continue };
+        let out = run(c.kubectl(&bin, &["attach", "-i", "p", "-c", "c"]), Some(b"hi\n")).await;
+        assert_eq!(
+            (out.stdout.as_str(), out.code),
+            ("attached\nhi\n", Some(0)),
+            "{v}: {}",
+            out.stderr
+        );
+    }
+    c.stop().await;
+}
+
+/// When kubectl goes away mid-command, the command is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_ends_when_the_client_leaves() {
+    let c = Cluster::start().await;
+    for v in ["1.27", "1.33"] {
+        let Some(bin) = kubectl_bin(Some(v)) else { continue };
+        let mut child = c
+            .kubectl(&bin, &["exec", "p", "--", "sh", "-c", "echo $$; exec sleep 100"])
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let pid: i32 = tokio::time::timeout(TIMEOUT, lines.next_line())
+            .await
+            .expect("the command starts")
+            .unwrap()
+            .expect("it prints its pid")
+            .trim()
+            .parse()
+            .unwrap();
+        child.kill().await.unwrap();
+        let gone = async {
+            // SAFETY: signal 0 only checks that the process exists.
+            while unsafe { libc::kill(pid, 0) } == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(TIMEOUT, gone)
+            .await
+            .unwrap_or_else(|_| panic!("{v}: process {pid} still runs after kubectl left"));
+    }
+    c.stop().await;
+}
+
+/// A refused connection in the pod is reported on the error stream and closes the local one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_to_a_closed_port_reports_the_error() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let c = Cluster::start().await;
+    for v in ["1.27", "1.33"] {
+        let Some(bin) = kubectl_bin(Some(v)) else { continue };
+        let target = format!(":{closed}");
+        let mut child = c.kubectl(&bin, &["port-forward", "pod/p", &target]).spawn().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let local: u16 = tokio::time::timeout(TIMEOUT, async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(rest) = line.strip_prefix("Forwarding from 127.0.0.1:") {
+                    return rest.split_whitespace().next().unwrap().parse().unwrap();
+                }
+            }
+            panic!("{v}: kubectl port-forward ended without forwarding");
+        })
+        .await
+        .expect("port-forward starts in time");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut s = TcpStream::connect(("127.0.0.1", local)).await.unwrap();
+        let mut back = Vec::new();
+        tokio::time::timeout(TIMEOUT, s.read_to_end(&mut back))
+            .await
+            .expect("the local connection is closed")
+            .ok();
+        assert!(back.is_empty(), "{v}");
+        let reported = tokio::time::timeout(TIMEOUT, async {
+            while let Some(line) = stderr.next_line().await.unwrap() {
+                if line.contains(&format!("error forwarding port {closed} to pod default/p")) {
+                    return;
+                }
+            }
+        });
+        reported.await.unwrap_or_else(|_| panic!("{v}: no error reported"));
+        child.kill().await.unwrap();
     }
     c.stop().await;
 }

@@ -15,6 +15,9 @@ async fn main() {
     if let Some(c) = std::env::var("CREATE_CONCURRENCY").ok().and_then(|v| v.parse().ok()) {
         opts.create_concurrency = c;
     }
+    if let Ok(d) = std::env::var("DIR") {
+        opts.dir = Some(d.into());
+    }
     match skiff_scheduler::bench::run(opts).await {
         Ok(out) => print!("{out}"),
         Err(e) => {

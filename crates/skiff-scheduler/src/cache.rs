@@ -101,6 +101,9 @@ pub struct NodeInfo {
     pub used_ports: Vec<HostPort>,
     /// Pods per controller owner UID.
     pub owners: HashMap<String, u32>,
+    // Read on every cycle for every node: kept inline to avoid chasing into the Node object.
+    cordoned: bool,
+    tainted: bool,
 }
 
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();
@@ -123,6 +126,9 @@ impl NodeInfo {
             .and_then(|s| s.allocatable.as_ref())
             .map(Resources::from_list)
             .unwrap_or_default();
+        let spec = node.spec.as_ref();
+        self.cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
+        self.tainted = spec.and_then(|s| s.taints.as_ref()).is_some_and(|t| !t.is_empty());
         self.node = Some(node);
     }
 
@@ -136,6 +142,9 @@ impl NodeInfo {
 
     /// The node's taints.
     pub fn taints(&self) -> &[Taint] {
+        if !self.tainted {
+            return &[];
+        }
         self.node
             .as_ref()
             .and_then(|n| n.spec.as_ref())
@@ -145,11 +154,7 @@ impl NodeInfo {
 
     /// Whether the node is cordoned (`spec.unschedulable`).
     pub fn unschedulable(&self) -> bool {
-        self.node
-            .as_ref()
-            .and_then(|n| n.spec.as_ref())
-            .and_then(|s| s.unschedulable)
-            .unwrap_or(false)
+        self.cordoned
     }
 
     /// Counts a pod against this node.
@@ -256,6 +261,8 @@ impl Cache {
         if self.nodes[i].node.take().is_some() {
             self.present -= 1;
         }
+        self.nodes[i].cordoned = false;
+        self.nodes[i].tainted = false;
         self.nodes[i].allocatable = Resources::default();
         self.gc_slot(i);
     }

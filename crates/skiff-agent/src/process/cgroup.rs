@@ -25,7 +25,9 @@ impl Roots {
         let mut pids = None;
         for line in info.lines() {
             // mountinfo: ... mount_point ... - fstype source super_options
-            let Some((left, right)) = line.split_once(" - ") else { continue };
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
             let mut r = right.split_whitespace();
             if r.next() != Some("cgroup") {
                 continue;
@@ -106,10 +108,7 @@ impl Roots {
             let _ = std::fs::write(mem.join("memory.swappiness"), "0");
             let _ = std::fs::write(mem.join("memory.memsw.limit_in_bytes"), bytes.to_string());
         }
-        Ok(Cgroup {
-            dirs,
-            memory: mem,
-        })
+        Ok(Cgroup { dirs, memory: mem })
     }
 }
 

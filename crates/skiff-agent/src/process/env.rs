@@ -199,7 +199,12 @@ pub(crate) fn field_value(pod: &Pod, f: &ObjectFieldSelector, node: &NodeFacts) 
         Some(key.to_string())
     };
     if let Some(k) = subscript("metadata.labels") {
-        return Ok(meta.labels.as_ref().and_then(|l| l.get(&k)).cloned().unwrap_or_default());
+        return Ok(meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(&k))
+            .cloned()
+            .unwrap_or_default());
     }
     if let Some(k) = subscript("metadata.annotations") {
         return Ok(meta
@@ -411,7 +416,13 @@ mod tests {
 
     #[test]
     fn env_var_names() {
-        for (n, ok) in [("A_B", true), ("-x.y", true), ("1A", false), ("a b", false), ("", false)] {
+        for (n, ok) in [
+            ("A_B", true),
+            ("-x.y", true),
+            ("1A", false),
+            ("a b", false),
+            ("", false),
+        ] {
             assert_eq!(is_env_var_name(n), ok, "{n}");
         }
     }

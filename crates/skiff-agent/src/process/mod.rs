@@ -182,10 +182,12 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         memory: q("memory"),
         ephemeral_storage: q("ephemeral-storage"),
     };
-    crate::node::register(&client, &cfg).await.map_err(|source| Error::Node {
-        node: opts.node_name.clone(),
-        source,
-    })?;
+    crate::node::register(&client, &cfg)
+        .await
+        .map_err(|source| Error::Node {
+            node: opts.node_name.clone(),
+            source,
+        })?;
 
     let cgroups = if privileged { cgroup::Roots::detect() } else { None };
     if let Some(roots) = &cgroups {
@@ -235,7 +237,9 @@ async fn publish_events(recorder: Recorder, mut rx: mpsc::UnboundedReceiver<(Obj
 async fn dispatch(agent: Arc<Agent>, writer: reflector::store::Writer<Pod>) {
     let api: Api<Pod> = Api::all(agent.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", agent.opts.node_name));
-    let mut stream = reflector::reflector(writer, watcher(api, cfg)).default_backoff().boxed();
+    let mut stream = reflector::reflector(writer, watcher(api, cfg))
+        .default_backoff()
+        .boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut listed: Option<HashSet<String>> = None;

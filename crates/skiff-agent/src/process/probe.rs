@@ -208,12 +208,18 @@ fn port_of(c: &Container, port: &IntOrString) -> Result<u16, String> {
 async fn probe(ctx: &Ctx, p: &Probe, timeout: Duration) -> Result<(), String> {
     if let Some(h) = &p.http_get {
         let port = port_of(&ctx.container, &h.port)?;
-        let host = h.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| ctx.host.clone());
+        let host = h
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| ctx.host.clone());
         let path = h.path.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
         let scheme = h.scheme.as_deref().unwrap_or("HTTP").to_lowercase();
         let url = format!("{scheme}://{host}:{port}{path}");
         if scheme != "http" {
-            return Err(format!("Get \"{url}\": HTTPS probes are not supported by the process runtime"));
+            return Err(format!(
+                "Get \"{url}\": HTTPS probes are not supported by the process runtime"
+            ));
         }
         let mut headers = String::new();
         let mut has_ua = false;
@@ -234,7 +240,9 @@ async fn probe(ctx: &Ctx, p: &Probe, timeout: Duration) -> Result<(), String> {
             let mut s = tokio::net::TcpStream::connect((host.as_str(), port))
                 .await
                 .map_err(|e| format!("Get \"{url}\": dial tcp {host}:{port}: connect: {}", io_msg(&e)))?;
-            s.write_all(req.as_bytes()).await.map_err(|e| format!("Get \"{url}\": {e}"))?;
+            s.write_all(req.as_bytes())
+                .await
+                .map_err(|e| format!("Get \"{url}\": {e}"))?;
             let mut buf = Vec::new();
             let mut chunk = [0u8; 1024];
             while !buf.windows(2).any(|w| w == b"\r\n") {
@@ -265,7 +273,11 @@ async fn probe(ctx: &Ctx, p: &Probe, timeout: Duration) -> Result<(), String> {
     }
     if let Some(t) = &p.tcp_socket {
         let port = port_of(&ctx.container, &t.port)?;
-        let host = t.host.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| ctx.host.clone());
+        let host = t
+            .host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| ctx.host.clone());
         return match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), port))).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("dial tcp {host}:{port}: connect: {}", io_msg(&e))),
@@ -304,10 +316,7 @@ async fn probe(ctx: &Ctx, p: &Probe, timeout: Duration) -> Result<(), String> {
             Ok((_, output)) => Err(String::from_utf8_lossy(&output).into_owned()),
             Err(_) => {
                 spawn::signal_group(pid, libc::SIGKILL);
-                Err(format!(
-                    "command {:?} timed out",
-                    command.join(" ")
-                ))
+                Err(format!("command {:?} timed out", command.join(" ")))
             }
         };
     }

@@ -91,7 +91,8 @@ async fn container_logs(
     };
     let Some(logs) = agent.logs.get(&namespace, &pod) else {
         let known = agent.pods.state().iter().any(|p| {
-            p.metadata.namespace.as_deref() == Some(namespace.as_str()) && p.metadata.name.as_deref() == Some(pod.as_str())
+            p.metadata.namespace.as_deref() == Some(namespace.as_str())
+                && p.metadata.name.as_deref() == Some(pod.as_str())
         });
         if known {
             return bad_request(format!(

@@ -9,9 +9,14 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {
     /// Waiting; `restarting` when it has terminated before (kubelet counts those as stopped).
-    Waiting { restarting: bool, failed_before: bool },
+    Waiting {
+        restarting: bool,
+        failed_before: bool,
+    },
     Running,
-    Terminated { exit_code: i32 },
+    Terminated {
+        exit_code: i32,
+    },
 }
 
 /// upstream `getPhase`.
@@ -22,7 +27,9 @@ pub(crate) fn phase(restart_policy: &str, init: &[State], containers: &[State], 
         match *s {
             State::Terminated { exit_code: 0 } => {}
             State::Terminated { .. } => failed_init = true,
-            State::Waiting { failed_before: true, .. } => failed_init = true,
+            State::Waiting {
+                failed_before: true, ..
+            } => failed_init = true,
             _ => pending_init = true,
         }
     }
@@ -109,7 +116,10 @@ pub(crate) fn conditions(f: &Facts) -> Vec<Condition> {
             type_: "Initialized",
             status: false,
             reason: Some("ContainersNotInitialized".into()),
-            message: Some(format!("containers with incomplete status: {}", list(&f.incomplete_init))),
+            message: Some(format!(
+                "containers with incomplete status: {}",
+                list(&f.incomplete_init)
+            )),
         }
     };
     let ready = |type_: &'static str| {
@@ -248,7 +258,8 @@ mod tests {
         };
         let ok = State::Terminated { exit_code: 0 };
         let bad = State::Terminated { exit_code: 3 };
-        let cases: &[(&str, &[State], &[State], bool, &str)] = &[
+        type Case<'a> = (&'a str, &'a [State], &'a [State], bool, &'a str);
+        let cases: &[Case] = &[
             ("all waiting", &[], &[w, w], false, "Pending"),
             ("running", &[], &[State::Running], false, "Running"),
             ("crashloop", &[], &[crash], false, "Running"),

@@ -66,19 +66,15 @@ async fn setup(
             }
         };
         match ty {
-            "DirectoryOrCreate" => {
-                if !p.exists() {
-                    mkdir(&p)?;
-                    let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
-                }
+            "DirectoryOrCreate" if !p.exists() => {
+                mkdir(&p)?;
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
             }
-            "FileOrCreate" => {
-                if !p.exists() {
-                    if let Some(parent) = p.parent() {
-                        mkdir(parent)?;
-                    }
-                    std::fs::File::create(&p).map_err(|e| format!("create {}: {e}", h.path))?;
+            "FileOrCreate" if !p.exists() => {
+                if let Some(parent) = p.parent() {
+                    mkdir(parent)?;
                 }
+                std::fs::File::create(&p).map_err(|e| format!("create {}: {e}", h.path))?;
             }
             "Directory" => check(p.is_dir(), "directory")?,
             "File" => check(p.is_file(), "file")?,
@@ -107,12 +103,28 @@ async fn setup(
     let mut tmpfs = false;
     if let Some(c) = &v.config_map {
         let mode = c.default_mode.map(|m| m as u32).unwrap_or(DEFAULT_MODE);
-        configmap_files(&c.name, c.items.as_deref(), c.optional == Some(true), mode, src, &mut files).await?;
+        configmap_files(
+            &c.name,
+            c.items.as_deref(),
+            c.optional == Some(true),
+            mode,
+            src,
+            &mut files,
+        )
+        .await?;
     } else if let Some(s) = &v.secret {
         tmpfs = true;
         let mode = s.default_mode.map(|m| m as u32).unwrap_or(DEFAULT_MODE);
         let name = s.secret_name.clone().unwrap_or_default();
-        secret_files(&name, s.items.as_deref(), s.optional == Some(true), mode, src, &mut files).await?;
+        secret_files(
+            &name,
+            s.items.as_deref(),
+            s.optional == Some(true),
+            mode,
+            src,
+            &mut files,
+        )
+        .await?;
     } else if let Some(d) = &v.downward_api {
         let mode = d.default_mode.map(|m| m as u32).unwrap_or(DEFAULT_MODE);
         downward_files(pod, d.items.as_deref().unwrap_or_default(), mode, node, &mut files)?;
@@ -121,9 +133,25 @@ async fn setup(
         let mode = p.default_mode.map(|m| m as u32).unwrap_or(DEFAULT_MODE);
         for s in p.sources.iter().flatten() {
             if let Some(c) = &s.config_map {
-                configmap_files(&c.name, c.items.as_deref(), c.optional == Some(true), mode, src, &mut files).await?;
+                configmap_files(
+                    &c.name,
+                    c.items.as_deref(),
+                    c.optional == Some(true),
+                    mode,
+                    src,
+                    &mut files,
+                )
+                .await?;
             } else if let Some(c) = &s.secret {
-                secret_files(&c.name, c.items.as_deref(), c.optional == Some(true), mode, src, &mut files).await?;
+                secret_files(
+                    &c.name,
+                    c.items.as_deref(),
+                    c.optional == Some(true),
+                    mode,
+                    src,
+                    &mut files,
+                )
+                .await?;
             } else if let Some(d) = &s.downward_api {
                 downward_files(pod, d.items.as_deref().unwrap_or_default(), mode, node, &mut files)?;
             } else if let Some(t) = &s.service_account_token {

@@ -474,7 +474,11 @@ impl Worker {
                 go_duration(self.backoff.get(&name))
             );
             let finished = last.finished;
-            let c = if init { &mut self.init[i] } else { &mut self.containers[i] };
+            let c = if init {
+                &mut self.init[i]
+            } else {
+                &mut self.containers[i]
+            };
             c.waiting = Some(("CrashLoopBackOff".into(), Some(msg)));
             c.retry_at = Some(until);
             if c.backoff_reported != Some(finished) {
@@ -540,7 +544,11 @@ impl Worker {
             vars.push(("PATH".into(), env::DEFAULT_PATH.into()));
         }
         if !vars.iter().any(|(k, _)| k == "HOSTNAME") {
-            let h = if self.host_network() { host_name() } else { self.hostname() };
+            let h = if self.host_network() {
+                host_name()
+            } else {
+                self.hostname()
+            };
             vars.push(("HOSTNAME".into(), h));
         }
         let lookup: HashMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -568,22 +576,31 @@ impl Worker {
             let _ = std::fs::create_dir_all(&cwd);
         }
         let mounts = self.mounts(&spec);
-        let hostname = if self.host_network() { host_name() } else { self.hostname() };
+        let hostname = if self.host_network() {
+            host_name()
+        } else {
+            self.hostname()
+        };
         let namespaces = self.agent.privileged.then(|| (hostname.clone(), mounts.clone()));
 
         let c = if init { &self.init[i] } else { &self.containers[i] };
-        let restart = if c.ever_started { c.restart_count + 1 } else { c.restart_count };
+        let restart = if c.ever_started {
+            c.restart_count + 1
+        } else {
+            c.restart_count
+        };
         let cgroup = self.cgroup_for(&spec, restart);
         let cg_files = cgroup.as_ref().and_then(|cg| cg.procs_files().ok()).unwrap_or_default();
-        let log_path = self
-            .dir
-            .join("logs")
-            .join(&spec.name)
-            .join(format!("{restart}.log"));
+        let log_path = self.dir.join("logs").join(&spec.name).join(format!("{restart}.log"));
         let writer = match logs::Writer::create(log_path, self.agent.opts.log_max_bytes) {
             Ok(w) => w,
             Err(e) => {
-                fail_waiting(self, "CreateContainerError", format!("creating the log file: {e}"), true);
+                fail_waiting(
+                    self,
+                    "CreateContainerError",
+                    format!("creating the log file: {e}"),
+                    true,
+                );
                 return;
             }
         };
@@ -602,7 +619,11 @@ impl Worker {
             },
         });
         let id = new_id();
-        let c = if init { &mut self.init[i] } else { &mut self.containers[i] };
+        let c = if init {
+            &mut self.init[i]
+        } else {
+            &mut self.containers[i]
+        };
         c.restart_count = restart;
         c.ever_started = true;
         c.waiting = None;
@@ -681,7 +702,11 @@ impl Worker {
             });
         });
         let probes = self.spawn_probes(&spec, &id, pid, started, exec_env, cwd, cgroup.clone());
-        let c = if init { &mut self.init[i] } else { &mut self.containers[i] };
+        let c = if init {
+            &mut self.init[i]
+        } else {
+            &mut self.containers[i]
+        };
         c.started = spec.startup_probe.is_none();
         c.ready = c.started && spec.readiness_probe.is_none() && !init;
         c.running = Some(Proc {
@@ -703,7 +728,12 @@ impl Worker {
     fn mounts(&self, spec: &Container) -> Vec<Mount> {
         let mut out = Vec::new();
         let vols = self.volumes.clone().unwrap_or_default();
-        let pod_volumes = self.pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
+        let pod_volumes = self
+            .pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.volumes.clone())
+            .unwrap_or_default();
         for m in spec.volume_mounts.iter().flatten() {
             let Some(src) = vols.get(&m.name) else { continue };
             let mut source = src.clone();
@@ -741,7 +771,9 @@ impl Worker {
     fn cgroup_for(&self, spec: &Container, restart: i32) -> Option<Cgroup> {
         let roots = self.agent.cgroups.as_ref()?;
         let r = spec.resources.as_ref();
-        let get = |m: Option<&std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>,
+        let get = |m: Option<
+            &std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+        >,
                    k: &str| m.and_then(|m| m.get(k)).and_then(|q| env::parse_quantity(&q.0));
         let limits = r.and_then(|r| r.limits.as_ref());
         let requests = r.and_then(|r| r.requests.as_ref());
@@ -808,7 +840,9 @@ impl Worker {
 
     fn on_exit(&mut self, exit: Exit) {
         let Some(c) = self.ctr_mut(&exit.container) else { return };
-        let Some(mut p) = c.running.take_if(|p| p.id == exit.id) else { return };
+        let Some(mut p) = c.running.take_if(|p| p.id == exit.id) else {
+            return;
+        };
         p.reaped = true;
         let reason = if exit.oom {
             "OOMKilled"
@@ -1014,7 +1048,9 @@ impl Worker {
             }
             let terminated_final = self.terminal || self.terminating.is_some();
             match (&c.last, &c.waiting) {
-                (Some(t), _) if terminated_final || !self.will_restart(c) => State::Terminated { exit_code: t.exit_code },
+                (Some(t), _) if terminated_final || !self.will_restart(c) => {
+                    State::Terminated { exit_code: t.exit_code }
+                }
                 (Some(t), _) => State::Waiting {
                     restarting: true,
                     failed_before: t.exit_code != 0,
@@ -1078,10 +1114,7 @@ impl Worker {
         } else if let Some(t) = c.last.as_ref().filter(|_| final_ || !self.will_restart(c)) {
             (term_json(t), c.prev.as_ref().map(term_json), t.id.clone())
         } else if let Some(t) = &c.last {
-            let (r, m) = c
-                .waiting
-                .clone()
-                .unwrap_or_else(|| ("ContainerCreating".into(), None));
+            let (r, m) = c.waiting.clone().unwrap_or_else(|| ("ContainerCreating".into(), None));
             (waiting_json(&r, m.as_ref()), Some(term_json(t)), t.id.clone())
         } else {
             let (r, m) = c.waiting.clone().unwrap_or_else(|| (default_reason.to_string(), None));
@@ -1111,8 +1144,16 @@ impl Worker {
     fn status_json(&self) -> Value {
         let (phase, _, _) = self.phase();
         let has_init = !self.init.is_empty();
-        let default_reason = if has_init { "PodInitializing" } else { "ContainerCreating" };
-        let init_statuses: Vec<Value> = self.init.iter().map(|c| self.container_status(c, default_reason)).collect();
+        let default_reason = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let init_statuses: Vec<Value> = self
+            .init
+            .iter()
+            .map(|c| self.container_status(c, default_reason))
+            .collect();
         let statuses: Vec<Value> = self
             .containers
             .iter()
@@ -1203,11 +1244,16 @@ impl Worker {
                 // Waiting to restart: both show the last terminated instance (as kubelet).
                 (term_log(&c.last), term_log(&c.last))
             };
-            let waiting = c
-                .waiting
-                .as_ref()
-                .map(|(r, _)| r.clone())
-                .or_else(|| Some(if self.init.is_empty() { "ContainerCreating" } else { "PodInitializing" }.into()));
+            let waiting = c.waiting.as_ref().map(|(r, _)| r.clone()).or_else(|| {
+                Some(
+                    if self.init.is_empty() {
+                        "ContainerCreating"
+                    } else {
+                        "PodInitializing"
+                    }
+                    .into(),
+                )
+            });
             containers.insert(
                 c.spec.name.clone(),
                 ContainerLogs {
@@ -1255,7 +1301,12 @@ fn alive(pid: i32) -> bool {
     pid > 0 && unsafe { libc::kill(pid, 0) } == 0 && {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         // A zombie waits for its reaper and runs no more.
-        !stat.rsplit(')').next().unwrap_or_default().trim_start().starts_with('Z')
+        !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .trim_start()
+            .starts_with('Z')
     }
 }
 

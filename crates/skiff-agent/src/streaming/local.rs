@@ -72,7 +72,8 @@ impl StreamRuntime for LocalProcessRuntime {
 
 /// Starts `cmd` with the streams `opts` asks for: pipes, or with `tty` one pseudo-terminal for
 /// stdin, stdout and stderr (the process gets its own session with the terminal as controlling
-/// terminal). The process is killed if the session's `exit` future is dropped before it ends.
+/// terminal). The process runs in its own process group, which is killed if the session's
+/// `exit` future is dropped before the process ends (the client went away).
 pub fn spawn(mut cmd: Command, opts: StreamOpts) -> Result<Session, StreamError> {
     let failed = |e: io::Error| StreamError::Failed(format!("failed to start the command: {e}"));
     cmd.kill_on_drop(true);
@@ -91,7 +92,7 @@ pub fn spawn(mut cmd: Command, opts: StreamOpts) -> Result<Session, StreamError>
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(failed)?;
+        let child = cmd.spawn().map_err(failed)?;
         // Our copies of the terminal's slave side go with `cmd`, so reads see the end once the
         // process (and whatever inherited the terminal) is gone.
         drop(cmd);
@@ -106,7 +107,7 @@ pub fn spawn(mut cmd: Command, opts: StreamOpts) -> Result<Session, StreamError>
                 set_window_size(winsize_fd.get_ref().as_raw_fd(), size);
             }
         });
-        let exit = async move { exit_of(child.wait().await) }.boxed();
+        let exit = wait(child);
         return Ok(Session {
             stdin: opts.stdin.then(|| Box::new(Pty(master.clone())) as BoxWrite),
             stdout: Some(Box::new(Pty(master)) as BoxRead),
@@ -118,7 +119,8 @@ pub fn spawn(mut cmd: Command, opts: StreamOpts) -> Result<Session, StreamError>
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     cmd.stdin(pipe(opts.stdin))
         .stdout(pipe(opts.stdout))
-        .stderr(pipe(opts.stderr));
+        .stderr(pipe(opts.stderr))
+        .process_group(0);
     let mut child = cmd.spawn().map_err(failed)?;
     let stdin = child.stdin.take().map(|s| Box::new(s) as BoxWrite);
     let stdout = child.stdout.take().map(|s| Box::new(s) as BoxRead);
@@ -128,8 +130,32 @@ pub fn spawn(mut cmd: Command, opts: StreamOpts) -> Result<Session, StreamError>
         stdout,
         stderr,
         resize: None,
-        exit: async move { exit_of(child.wait().await) }.boxed(),
+        exit: wait(child),
     })
+}
+
+/// Waits for the child; dropped early, kills its process group (the child leads it).
+fn wait(mut child: tokio::process::Child) -> BoxFuture<'static, Exit> {
+    struct KillGroup(Option<i32>);
+    impl Drop for KillGroup {
+        fn drop(&mut self) {
+            if let Some(pgid) = self.0.filter(|p| *p > 0) {
+                // SAFETY: plain kill(2) of the group this child leads.
+                unsafe {
+                    libc::kill(-pgid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+    let guard = KillGroup(child.id().map(|p| p as i32));
+    async move {
+        // Move the whole guard in (not just its field), so it lives as long as the future.
+        let mut guard = guard;
+        let r = child.wait().await;
+        guard.0 = None;
+        exit_of(r)
+    }
+    .boxed()
 }
 
 fn exit_of(r: io::Result<std::process::ExitStatus>) -> Exit {
