@@ -179,3 +179,38 @@ async fn in_process_client_speaks_the_same_api() {
     };
     assert_eq!(s.code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_writes_during_graceful_deletion_keep_the_pod() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, client) = start(dir.path()).await;
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": "n1"}})).unwrap();
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    pods.delete("p", &Default::default()).await.unwrap();
+    let p = pods.get("p").await.unwrap();
+    assert!(p.metadata.deletion_timestamp.is_some());
+    assert_eq!(p.metadata.deletion_grace_period_seconds, Some(30));
+    let status = kube::api::Patch::Merge(json!({"status": {"phase": "Running"}}));
+    pods.patch_status("p", &Default::default(), &status).await.unwrap();
+    assert!(
+        pods.get_opt("p").await.unwrap().is_some(),
+        "a status write must not finish the deletion"
+    );
+    // The agent's final delete with grace 0 removes it.
+    pods.delete("p", &kube::api::DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(pods.get_opt("p").await.unwrap().is_none());
+    drop((pods, client));
+    srv.shutdown().await;
+}

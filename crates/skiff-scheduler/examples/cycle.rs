@@ -30,7 +30,12 @@ fn main() {
     };
     for i in 0..1000 {
         let p = pod(format!("placed-{i}"));
-        cache.add_pod(&format!("default/placed-{i}"), &format!("node-{}", i % 5000), Arc::new(PodSummary::of(&p)), false);
+        cache.add_pod(
+            &format!("default/placed-{i}"),
+            &format!("node-{}", i % 5000),
+            Arc::new(PodSummary::of(&p)),
+            false,
+        );
     }
     let pods: Vec<Arc<Pod>> = (0..10000).map(|i| pod(format!("pod-{i}"))).collect();
     let mut fw = Framework::new(None);
@@ -41,5 +46,9 @@ fn main() {
         cache.add_pod(&info.key, &r.node, info.summary.clone(), true);
     }
     let e = t.elapsed();
-    println!("10000 cycles in {e:?}: {:.1} µs/pod, {:.0} pods/s", e.as_secs_f64() * 1e2, 1e4 / e.as_secs_f64());
+    println!(
+        "10000 cycles in {e:?}: {:.1} µs/pod, {:.0} pods/s",
+        e.as_secs_f64() * 1e2,
+        1e4 / e.as_secs_f64()
+    );
 }

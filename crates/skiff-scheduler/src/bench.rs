@@ -51,7 +51,7 @@ impl Default for BenchOpts {
             initial_pods: 1_000,
             measured_pods: 10_000,
             create_concurrency: 128,
-            parallelism: 64,
+            parallelism: SchedulerOptions::default().parallelism,
             percentage_of_nodes_to_score: None,
             dir: None,
             timeout: Duration::from_secs(300),
@@ -153,9 +153,7 @@ pub async fn run(opts: BenchOpts) -> Result<String, Error> {
     .map_err(|e| Error::Bench(format!("starting the API server: {e}")))?;
     let client = skiff_apiserver::local::client(running.server.clone());
     let result = measure(client, &opts).await;
-    let t = Instant::now();
     running.shutdown().await;
-    eprintln!("DEBUG shutdown {:?}", t.elapsed());
     drop(tmp);
     result
 }
@@ -168,7 +166,11 @@ async fn measure(client: Client, opts: &BenchOpts) -> Result<String, Error> {
     futures::stream::iter(0..opts.nodes)
         .map(|i| {
             let nodes = nodes.clone();
-            async move { nodes.create(&PostParams::default(), &node_object(&format!("node-{i}"))).await }
+            async move {
+                nodes
+                    .create(&PostParams::default(), &node_object(&format!("node-{i}")))
+                    .await
+            }
         })
         .buffer_unordered(64)
         .try_collect::<Vec<_>>()
@@ -289,7 +291,11 @@ async fn measure(client: Client, opts: &BenchOpts) -> Result<String, Error> {
     let total = last.duration_since(start).as_secs_f64();
     let mut lat: Vec<f64> = created
         .iter()
-        .filter_map(|(i, issued)| bound.get(&format!("pod-{i}")).map(|b| b.duration_since(*issued).as_secs_f64()))
+        .filter_map(|(i, issued)| {
+            bound
+                .get(&format!("pod-{i}"))
+                .map(|b| b.duration_since(*issued).as_secs_f64())
+        })
         .collect();
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1] * 1000.0;

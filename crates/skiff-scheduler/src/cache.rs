@@ -58,8 +58,16 @@ impl PodSummary {
                 for p in c.ports.iter().flatten() {
                     if p.host_port.unwrap_or(0) > 0 {
                         host_ports.push(HostPort {
-                            ip: p.host_ip.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "0.0.0.0".into()),
-                            protocol: p.protocol.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "TCP".into()),
+                            ip: p
+                                .host_ip
+                                .clone()
+                                .filter(|i| !i.is_empty())
+                                .unwrap_or_else(|| "0.0.0.0".into()),
+                            protocol: p
+                                .protocol
+                                .clone()
+                                .filter(|i| !i.is_empty())
+                                .unwrap_or_else(|| "TCP".into()),
                             port: p.host_port.unwrap_or(0),
                         });
                     }
@@ -327,7 +335,11 @@ impl Cache {
 
     /// Names of all nodes that exist.
     pub fn node_names(&self) -> Vec<String> {
-        self.nodes.iter().filter(|n| n.node.is_some()).map(|n| n.name.clone()).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.node.is_some())
+            .map(|n| n.name.clone())
+            .collect()
     }
 }
 

@@ -106,9 +106,13 @@ async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Repor
                 );
                 (pod.clone(), "Normal", "Scheduled", "Binding", msg)
             }
-            Report::Failed { pod, message, .. } => {
-                (pod.clone(), "Warning", "FailedScheduling", "Scheduling", message.clone())
-            }
+            Report::Failed { pod, message, .. } => (
+                pod.clone(),
+                "Warning",
+                "FailedScheduling",
+                "Scheduling",
+                message.clone(),
+            ),
         };
         let ns = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
@@ -139,7 +143,10 @@ async fn writer(client: Client, controller: String, mut rx: mpsc::Receiver<Repor
                         Report::Scheduled { .. } => unreachable!(),
                     };
                     inflight.spawn(async move {
-                        if let Err(e) = events.patch(&ev_name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        if let Err(e) = events
+                            .patch(&ev_name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
                             tracing::debug!(event = %ev_name, "updating event series: {e}");
                         }
                         set_unschedulable(&pods, &pod, reason, &message).await;
@@ -212,7 +219,12 @@ async fn set_unschedulable(pods: &Api<Pod>, pod: &Pod, reason: &str, message: &s
         _ => None,
     }
     .map(|t| t.0.to_string())
-    .unwrap_or_else(|| Timestamp::now().round(k8s_openapi::jiff::Unit::Second).unwrap_or(Timestamp::now()).to_string());
+    .unwrap_or_else(|| {
+        Timestamp::now()
+            .round(k8s_openapi::jiff::Unit::Second)
+            .unwrap_or(Timestamp::now())
+            .to_string()
+    });
     let patch = serde_json::json!({"status": {"conditions": [{
         "type": "PodScheduled",
         "status": "False",

@@ -88,10 +88,16 @@ impl FitError {
         } else {
             let mut p = Vec::new();
             if self.unresolvable > 0 {
-                p.push(("Preemption is not helpful for scheduling".to_string(), self.unresolvable));
+                p.push((
+                    "Preemption is not helpful for scheduling".to_string(),
+                    self.unresolvable,
+                ));
             }
             if self.resolvable > 0 {
-                p.push(("No preemption victims found for incoming pod".to_string(), self.resolvable));
+                p.push((
+                    "No preemption victims found for incoming pod".to_string(),
+                    self.resolvable,
+                ));
             }
             format!("preemption: 0/{n} nodes are available: {}.", histogram(p))
         };
@@ -239,7 +245,7 @@ impl Framework {
                 ties = 1;
             } else if self.totals[i] == self.totals[best] {
                 ties += 1;
-                if self.random() % ties == 0 {
+                if self.random().is_multiple_of(ties) {
                     best = i;
                 }
             }
@@ -313,9 +319,11 @@ mod tests {
         cache2.add_pod(
             "x/y",
             "b",
-            Arc::new(crate::cache::PodSummary::of(&pod(json!({"containers": [
+            Arc::new(crate::cache::PodSummary::of(
+                &pod(json!({"containers": [
                 {"name": "c", "resources": {"requests": {"cpu": "800m"}}}]}))
-            .pod)),
+                .pod,
+            )),
             false,
         );
         let err = fw.schedule(&p, &cache2).unwrap_err();
@@ -343,7 +351,8 @@ mod tests {
             }
         }
         let mut fw = Framework::new(Some(100));
-        let p = pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}}]}));
+        let p =
+            pod(json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}}}]}));
         let r = fw.schedule(&p, &cache).unwrap();
         assert_eq!(r.node, "n7");
         assert_eq!((r.evaluated, r.feasible), (300, 300));

@@ -20,7 +20,9 @@ mod scheduler;
 pub struct SchedulerOptions {
     /// Pods whose `spec.schedulerName` is this are ours (upstream default `default-scheduler`).
     pub scheduler_name: String,
-    /// Bindings in flight at once.
+    /// Bindings in flight at once. Each waits for a durable write (an fsync shared by a group
+    /// commit), so throughput is about this many per commit interval: 64 caps SchedulingBasic
+    /// near 2,600 pods/s here, 1,024 lets it follow the create rate.
     pub parallelism: usize,
     /// Percentage of nodes to find feasible before scoring; `None` for upstream's adaptive
     /// default (50% − nodes/125, at least 5%, at least 100 nodes).
@@ -35,7 +37,7 @@ impl Default for SchedulerOptions {
     fn default() -> Self {
         SchedulerOptions {
             scheduler_name: "default-scheduler".into(),
-            parallelism: 64,
+            parallelism: 1024,
             percentage_of_nodes_to_score: None,
             initial_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(10),

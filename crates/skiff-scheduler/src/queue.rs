@@ -89,7 +89,9 @@ impl SchedulingQueue {
 
     fn push_active(&mut self, key: &str) {
         let seq = self.next_seq();
-        let Some((qp, place)) = self.entries.get_mut(key) else { return };
+        let Some((qp, place)) = self.entries.get_mut(key) else {
+            return;
+        };
         *place = Place::Active(seq);
         let prio = priority(&qp.pod);
         self.active.push(ActiveItem {
@@ -101,7 +103,9 @@ impl SchedulingQueue {
 
     fn push_backoff(&mut self, key: &str, until: Instant) {
         let seq = self.next_seq();
-        let Some((_, place)) = self.entries.get_mut(key) else { return };
+        let Some((_, place)) = self.entries.get_mut(key) else {
+            return;
+        };
         *place = Place::Backoff(seq);
         self.backoff.push(Reverse((until, seq, key.to_string())));
     }
@@ -236,7 +240,9 @@ impl SchedulingQueue {
         let keys: Vec<String> = self
             .entries
             .iter()
-            .filter(|(_, (_, p))| matches!(p, Place::Unschedulable(t) if now.duration_since(*t) >= MAX_IN_UNSCHEDULABLE))
+            .filter(
+                |(_, (_, p))| matches!(p, Place::Unschedulable(t) if now.duration_since(*t) >= MAX_IN_UNSCHEDULABLE),
+            )
             .map(|(k, _)| k.clone())
             .collect();
         for k in &keys {

@@ -312,7 +312,11 @@ mod tests {
         for (name, p, (cpu, mem), (nz_cpu, nz_mem)) in cases {
             let r = PodRequests::of(&pod(p));
             assert_eq!((r.requests.milli_cpu, r.requests.memory), (cpu, mem), "{name}");
-            assert_eq!((r.non_zero.milli_cpu, r.non_zero.memory), (nz_cpu, nz_mem), "{name} non-zero");
+            assert_eq!(
+                (r.non_zero.milli_cpu, r.non_zero.memory),
+                (nz_cpu, nz_mem),
+                "{name} non-zero"
+            );
         }
     }
 }

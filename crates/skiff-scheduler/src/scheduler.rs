@@ -30,8 +30,8 @@ const LEFTOVER_FLUSH_PERIOD: Duration = Duration::from_secs(30);
 const BATCH: usize = 64;
 
 enum Msg {
-    Pod(Event<Pod>),
-    Node(Event<Node>),
+    Pod(Box<Event<Pod>>),
+    Node(Box<Event<Node>>),
     Bound {
         key: String,
         pod: Arc<Pod>,
@@ -81,7 +81,10 @@ fn key_of(pod: &Pod) -> String {
 }
 
 fn node_name(pod: &Pod) -> Option<&str> {
-    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
 }
 
 fn is_terminal(pod: &Pod) -> bool {
@@ -129,7 +132,7 @@ impl State {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Pod(ev) => match ev {
+            Msg::Pod(ev) => match *ev {
                 Event::Init => self.pod_relist = Some(HashSet::new()),
                 Event::InitApply(p) => {
                     if let Some(seen) = &mut self.pod_relist {
@@ -150,7 +153,7 @@ impl State {
                 Event::Apply(p) => self.pod_applied(p),
                 Event::Delete(p) => self.pod_deleted(&key_of(&p)),
             },
-            Msg::Node(ev) => match ev {
+            Msg::Node(ev) => match *ev {
                 Event::Init => self.node_relist = Some(HashSet::new()),
                 Event::InitApply(n) => {
                     if let Some(seen) = &mut self.node_relist {
@@ -237,7 +240,8 @@ impl State {
                     self.cluster_event("AssumedPodForgotten");
                 }
                 let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
-                let taken = matches!(&e, kube::Error::Api(s) if s.code == 409 && s.message.contains("already assigned"));
+                let taken =
+                    matches!(&e, kube::Error::Api(s) if s.code == 409 && s.message.contains("already assigned"));
                 tracing::debug!(pod = %key, %node, "binding failed: {e}");
                 if gone || taken {
                     return; // the watch tells the rest
@@ -321,8 +325,8 @@ impl State {
 pub async fn run(client: Client, opts: SchedulerOptions) -> Result<(), Error> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let _tasks = Tasks(vec![
-        spawn_watch(Api::<Node>::all(client.clone()), tx.clone(), Msg::Node),
-        spawn_watch(Api::<Pod>::all(client.clone()), tx.clone(), Msg::Pod),
+        spawn_watch(Api::<Node>::all(client.clone()), tx.clone(), |e| Msg::Node(Box::new(e))),
+        spawn_watch(Api::<Pod>::all(client.clone()), tx.clone(), |e| Msg::Pod(Box::new(e))),
     ]);
     let reporter = Reporter::start(client.clone(), opts.scheduler_name.clone());
     let mut st = State {
@@ -371,7 +375,11 @@ pub async fn run(client: Client, opts: SchedulerOptions) -> Result<(), Error> {
                 continue;
             }
         }
-        let deadline = st.queue.next_backoff().unwrap_or(next_leftover_flush).min(next_leftover_flush);
+        let deadline = st
+            .queue
+            .next_backoff()
+            .unwrap_or(next_leftover_flush)
+            .min(next_leftover_flush);
         tokio::select! {
             m = rx.recv() => match m {
                 Some(m) => st.handle(m),

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{json, Value};
 
@@ -164,7 +164,8 @@ async fn taints_cordons_and_readiness_keep_pods_away() {
         json!({"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}]}),
     )
     .await;
-    c.node("cordoned", "4", "110", json!({}), json!({"unschedulable": true})).await;
+    c.node("cordoned", "4", "110", json!({}), json!({"unschedulable": true}))
+        .await;
     c.pod("plain", json!({})).await;
     let msg = wait("FailedScheduling", || async {
         c.events_for("plain", "FailedScheduling").await.into_iter().next()
@@ -211,14 +212,17 @@ async fn insufficient_cpu_is_reported_and_retried_when_a_node_fits() {
     assert_eq!(ev.message.as_deref(), Some(want));
     assert_eq!(ev.type_.as_deref(), Some("Warning"));
     assert_eq!(
-        ev.reporting_component.as_deref().or(ev.source.as_ref().and_then(|s| s.component.as_deref())),
+        ev.reporting_component
+            .as_deref()
+            .or(ev.source.as_ref().and_then(|s| s.component.as_deref())),
         Some("default-scheduler")
     );
     let cond = wait("PodScheduled=False", || async {
         let p = c.pods().get("big").await.unwrap();
-        p.status
-            .and_then(|s| s.conditions)
-            .and_then(|cs| cs.into_iter().find(|c| c.type_ == "PodScheduled" && c.status == "False"))
+        p.status.and_then(|s| s.conditions).and_then(|cs| {
+            cs.into_iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        })
     })
     .await;
     assert_eq!(cond.reason.as_deref(), Some("Unschedulable"));
@@ -227,8 +231,11 @@ async fn insufficient_cpu_is_reported_and_retried_when_a_node_fits() {
     assert_eq!(p.status.unwrap().phase.as_deref(), Some("Pending"));
 
     // Room on a node but taken by another pod: preemption might help, yet finds no victims.
-    c.pod("filler", json!({"containers": cpu("600m"), "nodeSelector": {"pool": "other"}}))
-        .await;
+    c.pod(
+        "filler",
+        json!({"containers": cpu("600m"), "nodeSelector": {"pool": "other"}}),
+    )
+    .await;
     c.wait_bound("filler").await;
 
     c.node("large", "4", "110", json!({}), json!({})).await;
@@ -254,6 +261,22 @@ async fn no_victims_message_when_resources_are_taken() {
              preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.."
         )
     );
+    // A node change retries the pod; the same failure extends the event's series.
+    Api::<Node>::all(c.client.clone())
+        .patch(
+            "only",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+        )
+        .await
+        .unwrap();
+    wait("the event counted twice", || async {
+        let evs = c.events_for("second", "FailedScheduling").await;
+        // As upstream's events.k8s.io recorder: a series, which `kubectl describe` shows as "x2".
+        let count = evs.first().and_then(|e| e.series.as_ref()).and_then(|s| s.count);
+        (evs.len() == 1 && count == Some(2)).then_some(())
+    })
+    .await;
     // Deleting the first pod frees the room: the second is retried and bound. (No kubelet
     // here to finish a graceful deletion, so delete at once.)
     c.pods()
@@ -314,8 +337,14 @@ async fn parallel_bindings_never_overcommit_a_node() {
         }
     }
     assert_eq!(bound, 6);
-    let p = c.pods().list(&ListParams::default().fields("spec.nodeName=")).await.unwrap();
-    let msg = p.items[0].status.as_ref().unwrap().conditions.as_ref().unwrap()[0].message.clone();
+    let p = c
+        .pods()
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+        .unwrap();
+    let msg = p.items[0].status.as_ref().unwrap().conditions.as_ref().unwrap()[0]
+        .message
+        .clone();
     assert_eq!(
         msg.as_deref(),
         Some(

@@ -1281,6 +1281,9 @@ impl Drop for Worker {
             c.running = None;
         }
         volumes::unmount_all(&self.dir);
+        if let Some(roots) = &self.agent.cgroups {
+            roots.remove_pod(&self.agent.opts.node_name, &self.uid);
+        }
     }
 }
 

@@ -182,8 +182,13 @@ where
                 warnings,
             });
         }
-        // The last finalizer of an object being deleted is gone: the deletion completes.
-        if merged["metadata"]["deletionTimestamp"].is_string() && !meta::has_finalizers(&merged) {
+        // This update removed the last finalizer of an object whose deletion has no grace
+        // period left: the deletion completes (upstream `shouldDeleteDuringUpdate`).
+        let finalized = meta::has_finalizers(&cur_view)
+            && !meta::has_finalizers(&merged)
+            && cur_view["metadata"]["deletionTimestamp"].is_string()
+            && merged["metadata"]["deletionGracePeriodSeconds"].as_i64() == Some(0);
+        if finalized {
             if storage::remove(server, &key, cur.revision).await? {
                 tracing::debug!(kind = def.kind, name, "finalizers cleared; object removed");
                 return Ok(Written {

@@ -64,11 +64,21 @@ mod tests {
         // plain node: 4 cpu, 8Gi
         let cpu_heavy = with_pod(plain_node(), requests(json!({"cpu": "2"})));
         let cases = [
-            ("balanced on empty node", plain_node(), requests(json!({"cpu": "1", "memory": "2Gi"})), 100),
+            (
+                "balanced on empty node",
+                plain_node(),
+                requests(json!({"cpu": "1", "memory": "2Gi"})),
+                100,
+            ),
             // cpu 1/4, memory 0 -> std 0.125
             ("cpu only", plain_node(), requests(json!({"cpu": "1"})), 87),
             // cpu 3/4, memory 2/8 -> std 0.25
-            ("cpu heavy node", cpu_heavy, requests(json!({"cpu": "1", "memory": "2Gi"})), 75),
+            (
+                "cpu heavy node",
+                cpu_heavy,
+                requests(json!({"cpu": "1", "memory": "2Gi"})),
+                75,
+            ),
         ];
         for (name, n, spec, want) in cases {
             assert_eq!(BalancedAllocation.score(&pod(spec), &n), want, "{name}");

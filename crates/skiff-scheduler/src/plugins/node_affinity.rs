@@ -47,7 +47,9 @@ pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, 
         .iter()
         .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
         && fields.iter().all(|r| {
-            r.key == "metadata.name" && matches!(r.operator.as_str(), "In" | "NotIn") && requirement_matches(r, Some(name))
+            r.key == "metadata.name"
+                && matches!(r.operator.as_str(), "In" | "NotIn")
+                && requirement_matches(r, Some(name))
         })
 }
 
@@ -70,7 +72,11 @@ impl Filter for NodeAffinity {
             .and_then(|a| a.node_affinity.as_ref())
             .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
         if let Some(req) = required {
-            if !req.node_selector_terms.iter().any(|t| term_matches(t, labels, &node.name)) {
+            if !req
+                .node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, labels, &node.name))
+            {
                 return Err(Status::unresolvable(ERR_REASON));
             }
         }
@@ -133,7 +139,11 @@ mod tests {
         );
         let cases = [
             ("no constraints", json!({"containers": []}), true),
-            ("selector matches", json!({"containers": [], "nodeSelector": {"disk": "ssd"}}), true),
+            (
+                "selector matches",
+                json!({"containers": [], "nodeSelector": {"disk": "ssd"}}),
+                true,
+            ),
             (
                 "selector mismatch",
                 json!({"containers": [], "nodeSelector": {"disk": "ssd", "zone": "b"}}),

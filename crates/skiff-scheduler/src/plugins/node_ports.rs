@@ -43,14 +43,24 @@ mod tests {
         );
         let cases = [
             ("no host ports", ports(json!([{"containerPort": 80}])), &busy, true),
-            ("same port", ports(json!([{"containerPort": 1, "hostPort": 8080}])), &busy, false),
+            (
+                "same port",
+                ports(json!([{"containerPort": 1, "hostPort": 8080}])),
+                &busy,
+                false,
+            ),
             (
                 "other protocol",
                 ports(json!([{"containerPort": 1, "hostPort": 8080, "protocol": "UDP"}])),
                 &busy,
                 true,
             ),
-            ("other port", ports(json!([{"containerPort": 1, "hostPort": 8081}])), &busy, true),
+            (
+                "other port",
+                ports(json!([{"containerPort": 1, "hostPort": 8081}])),
+                &busy,
+                true,
+            ),
             (
                 "other address",
                 ports(json!([{"containerPort": 1, "hostPort": 8080, "hostIP": "10.0.0.2"}])),

@@ -23,7 +23,8 @@ impl Filter for NodeResourcesFit {
         let pods_short = node.pod_count + 1 > alloc.pods;
         let cpu_short = req.milli_cpu > 0 && req.milli_cpu > alloc.milli_cpu - used.milli_cpu;
         let mem_short = req.memory > 0 && req.memory > alloc.memory - used.memory;
-        let eph_short = req.ephemeral_storage > 0 && req.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage;
+        let eph_short =
+            req.ephemeral_storage > 0 && req.ephemeral_storage > alloc.ephemeral_storage - used.ephemeral_storage;
         let scalar_short = req
             .scalar
             .iter()
@@ -131,7 +132,12 @@ mod tests {
         };
         let cases = [
             ("fits", requests(json!({"cpu": "2"})), &half_full, Ok(())),
-            ("best effort fits", json!({"containers": [{"name": "c"}]}), &half_full, Ok(())),
+            (
+                "best effort fits",
+                json!({"containers": [{"name": "c"}]}),
+                &half_full,
+                Ok(()),
+            ),
             (
                 "cpu short",
                 requests(json!({"cpu": "3"})),
@@ -154,7 +160,10 @@ mod tests {
                 "ephemeral storage",
                 requests(json!({"ephemeral-storage": "1Gi"})),
                 &half_full,
-                Err((Code::UnschedulableAndUnresolvable, vec!["Insufficient ephemeral-storage"])),
+                Err((
+                    Code::UnschedulableAndUnresolvable,
+                    vec!["Insufficient ephemeral-storage"],
+                )),
             ),
             (
                 "extended resource",

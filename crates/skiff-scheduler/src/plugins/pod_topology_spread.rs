@@ -71,7 +71,10 @@ mod tests {
         one.add_pod(&owned_pod("rs-2").summary);
         let none = with_pod(plain_node(), json!({"containers": []}));
         let p = owned_pod("rs-1");
-        let mut s: Vec<i64> = [&two, &one, &none].iter().map(|n| PodTopologySpread.score(&p, n)).collect();
+        let mut s: Vec<i64> = [&two, &one, &none]
+            .iter()
+            .map(|n| PodTopologySpread.score(&p, n))
+            .collect();
         assert_eq!(s, vec![2, 1, 0]);
         PodTopologySpread.normalize(&mut s);
         assert_eq!(s, vec![0, 50, 100]);

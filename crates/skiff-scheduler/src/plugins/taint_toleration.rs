@@ -74,7 +74,11 @@ impl Score for TaintToleration {
         }
         let tols: Vec<&Toleration> = tolerations(pod)
             .iter()
-            .filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"))
+            .filter(|t| {
+                t.effect
+                    .as_deref()
+                    .is_none_or(|e| e.is_empty() || e == "PreferNoSchedule")
+            })
             .collect();
         taints
             .iter()
@@ -105,7 +109,12 @@ mod tests {
         let not_ready = tainted(json!([{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]));
         let soft = tainted(json!([{"key": "k", "value": "v", "effect": "PreferNoSchedule"}]));
         let cases = [
-            ("untolerated", json!([]), &gpu, Some("node(s) had untolerated taint {dedicated: gpu}")),
+            (
+                "untolerated",
+                json!([]),
+                &gpu,
+                Some("node(s) had untolerated taint {dedicated: gpu}"),
+            ),
             (
                 "equal toleration",
                 json!([{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]),
@@ -135,7 +144,9 @@ mod tests {
         ];
         for (name, tols, n, want) in cases {
             let p = pod(json!({"containers": [], "tolerations": tols}));
-            let got = Filter::filter(&TaintToleration, &p, n).err().map(|s| s.reasons[0].to_string());
+            let got = Filter::filter(&TaintToleration, &p, n)
+                .err()
+                .map(|s| s.reasons[0].to_string());
             assert_eq!(got.as_deref(), want, "{name}");
         }
     }
