@@ -269,6 +269,8 @@ impl Cache {
         if let Some(t) = self.feeder.lock().take() {
             t.abort();
         }
+        // Writers waiting to read their own write would wait forever: release them.
+        self.revision.send_replace(i64::MAX);
     }
 
     /// Applies store events; `at` stamps them all with one revision (a resync), otherwise each

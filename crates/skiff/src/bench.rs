@@ -54,6 +54,21 @@ pub enum What {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// The scheduler on the SchedulingBasic shape: nodes, placed pods, then measured pods/s.
+    Scheduler {
+        /// Nodes.
+        #[arg(long, default_value_t = 5_000)]
+        nodes: usize,
+        /// Pods placed before measuring.
+        #[arg(long, default_value_t = 1_000)]
+        initial_pods: usize,
+        /// Pods measured.
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        /// Directory for the data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs one benchmark and prints its report.
@@ -96,6 +111,21 @@ pub async fn run(what: What) -> anyhow::Result<()> {
                 ..Default::default()
             };
             print!("{}", api::run(opts).await?);
+        }
+        What::Scheduler {
+            nodes,
+            initial_pods,
+            pods,
+            dir,
+        } => {
+            let opts = skiff_scheduler::bench::BenchOpts {
+                nodes,
+                initial_pods,
+                measured_pods: pods,
+                dir,
+                ..Default::default()
+            };
+            println!("{}", skiff_scheduler::bench::run(opts).await?);
         }
     }
     Ok(())

@@ -22,6 +22,9 @@ pub struct UpArgs {
     /// Seconds pods tolerate a not-ready or unreachable node before eviction (upstream 300).
     #[arg(long, default_value_t = 300)]
     default_toleration_seconds: i64,
+    /// Node agents running pods as processes (`skiff-node-1`…), each with its own directory.
+    #[arg(long, default_value_t = 0)]
+    nodes: usize,
     /// Simulated nodes to register (`skiff-sim-1`…): their pods run without processes.
     #[arg(long, default_value_t = 0)]
     sim_nodes: usize,
@@ -39,7 +42,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let cfg = skiff_apiserver::Config {
         listen: args.listen,
-        ..skiff_apiserver::Config::loopback(data_dir)
+        ..skiff_apiserver::Config::loopback(&data_dir)
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
     running
@@ -63,6 +66,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .await
             .context("scheduler")
     });
+    for i in 1..=args.nodes {
+        let name = format!("skiff-node-{i}");
+        let opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
+        let c = client.clone();
+        components.spawn(async move {
+            skiff_agent::process::run(c, opts)
+                .await
+                .with_context(|| format!("node {name}"))
+        });
+    }
     if args.sim_nodes > 0 {
         let opts = skiff_agent::sim::SimOptions {
             count: args.sim_nodes,
@@ -87,7 +100,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         }
     }
     tracing::info!("shutting down");
-    components.abort_all();
+    // Node agents stop their containers when their tasks end.
+    components.shutdown().await;
     running.shutdown().await;
     Ok(())
 }
