@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 
 /// How many events each resource keeps for watch resumption (upstream keeps 100 per resource
 /// by default; older resourceVersions get 410 and clients relist).
-const HISTORY: usize = 2_048;
+const HISTORY: usize = 1_024;
 /// Buffer of the live fan-out channel; a watcher further behind than this is ended (it relists).
 const FANOUT: usize = 16_384;
 
