@@ -1,5 +1,6 @@
 //! `skiff`: a Kubernetes-compatible cluster in one binary.
 
+mod agent;
 mod bench;
 mod up;
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Start the cluster: API server on an embedded durable store, controllers, scheduler, nodes.
     Up(up::UpArgs),
+    /// Join a skiff server from this host as a node (process runtime) or as simulated nodes.
+    Agent(agent::AgentArgs),
     /// Measure performance and print the numbers.
     Bench {
         #[command(subcommand)]
@@ -32,6 +35,7 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Up(args) => rt.block_on(up::run(args)),
+        Command::Agent(args) => rt.block_on(agent::run(args)),
         Command::Bench { what } => rt.block_on(bench::run(what)),
     }
 }

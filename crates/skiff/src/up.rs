@@ -28,6 +28,10 @@ pub struct UpArgs {
     /// Simulated nodes to register (`skiff-sim-1`…): their pods run without processes.
     #[arg(long, default_value_t = 0)]
     sim_nodes: usize,
+    /// First container restart back-off of process nodes, in milliseconds (upstream 10 s);
+    /// for tests.
+    #[arg(long, default_value_t = 10_000, hide = true)]
+    node_backoff_base_ms: u64,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -68,7 +72,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     for i in 1..=args.nodes {
         let name = format!("skiff-node-{i}");
-        let opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
+        let mut opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
+        opts.backoff_base = Duration::from_millis(args.node_backoff_base_ms);
         let c = client.clone();
         components.spawn(async move {
             skiff_agent::process::run(c, opts)

@@ -820,3 +820,25 @@ pub fn assert_not_contains(haystack: &str, needle: &str) {
         "expected NOT to find\n  {needle:?}\nin\n{haystack}"
     );
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (for processes a test starts in pods).
+pub fn free_local_port() -> u16 {
+    free_port()
+}
+
+/// Whether the tests run as root (process nodes then isolate pods: hostname, mounts, cgroups).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// One cell of `kubectl get pod NAME` in namespace `ns` (e.g. "READY", "STATUS", "RESTARTS").
+pub fn pod_cell(s: &Server, ns: &str, pod: &str, col: &str) -> String {
+    let out = s.k().run(&["get", "pod", pod, "-n", ns]);
+    if !out.success() || out.stdout.trim().is_empty() {
+        return String::new();
+    }
+    Table::parse(&out.stdout).row(pod).get(col).cloned().unwrap_or_default()
+}

@@ -1,0 +1,93 @@
+//! `skiff agent`: a node (or simulated nodes) joining a skiff server from this host.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use base64::Engine;
+use clap::Args;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// Flags of `skiff agent`.
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// The API server URL (`https://HOST:6443`).
+    #[arg(long)]
+    server: String,
+    /// Bearer token (the admin token in the server's `DATA/pki/admin.token`).
+    #[arg(long, env = "SKIFF_TOKEN")]
+    token: String,
+    /// The server's CA certificate (the server's `DATA/pki/ca.crt`).
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// Node name (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Directory for pods and logs.
+    #[arg(long, default_value = "/var/lib/skiff-agent")]
+    data_dir: PathBuf,
+    /// Address other hosts reach this node at (InternalIP).
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: String,
+    /// Port of the agent's kubelet API (logs, exec, port-forward).
+    #[arg(long, default_value_t = 10250)]
+    kubelet_port: u16,
+    /// Instead of a process node, register this many simulated nodes.
+    #[arg(long, default_value_t = 0)]
+    sim_nodes: usize,
+}
+
+/// A client for the server from the flags (token and CA as a kubeconfig would give them).
+async fn client(args: &AgentArgs) -> anyhow::Result<kube::Client> {
+    let ca = match &args.ca_file {
+        Some(f) => {
+            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            format!(
+                "    certificate-authority-data: {}\n",
+                base64::engine::general_purpose::STANDARD.encode(pem)
+            )
+        }
+        None => "    insecure-skip-tls-verify: true\n".to_string(),
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {}\n{ca}contexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: agent\ncurrent-context: skiff\nusers:\n- name: agent\n  user:\n    token: {}\n",
+        args.server, args.token
+    );
+    let kc = Kubeconfig::from_yaml(&yaml).context("building the client configuration")?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+/// Joins the server and runs until interrupted.
+pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    if args.ca_file.is_none() {
+        tracing::warn!("no --ca-file: the server's certificate is not verified");
+    }
+    let client = client(&args).await?;
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let work = async {
+        if args.sim_nodes > 0 {
+            let opts = skiff_agent::sim::SimOptions {
+                count: args.sim_nodes,
+                name_prefix: format!("{name}-sim-"),
+                ..Default::default()
+            };
+            skiff_agent::sim::run(client, opts).await.context("simulated nodes")
+        } else {
+            let mut opts = skiff_agent::process::ProcessOptions::new(&name, &args.data_dir);
+            opts.node_ip = args.node_ip.clone();
+            opts.kubelet_port = args.kubelet_port;
+            skiff_agent::process::run(client, opts)
+                .await
+                .with_context(|| format!("node {name}"))
+        }
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
+    }
+}
