@@ -69,6 +69,18 @@ pub enum What {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Pod startup latency on a process node (create -> Running seen by a watch).
+    Pods {
+        /// Pods created.
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        /// Creates per second.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Directory for the data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Runs one benchmark and prints its report.
@@ -126,6 +138,15 @@ pub async fn run(what: What) -> anyhow::Result<()> {
                 ..Default::default()
             };
             println!("{}", skiff_scheduler::bench::run(opts).await?);
+        }
+        What::Pods { pods, rate, dir } => {
+            let opts = skiff_agent::process::bench::BenchOpts {
+                pods,
+                rate,
+                dir,
+                ..Default::default()
+            };
+            print!("{}", skiff_agent::process::bench::run(opts).await?);
         }
     }
     Ok(())

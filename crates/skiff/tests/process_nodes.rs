@@ -112,12 +112,13 @@ spec:
     });
     assert_eq!(pod_cell(&s, "init", "ordered", "READY"), "0/1");
     wait_until(T, "the first init container runs", || {
-        field(
+        !field(
             &s,
             "init",
             "ordered",
             "{.status.initContainerStatuses[0].state.running.startedAt}",
-        ) != ""
+        )
+        .is_empty()
     });
     k.ok(&[
         "exec", "-n", "init", "ordered", "-c", "first", "--", "touch", "/work/go",
@@ -330,9 +331,17 @@ spec:
       exec: {command: [sh, -c, 'test ! -e /d/sick']}
       initialDelaySeconds: 1
       periodSeconds: 1
+      timeoutSeconds: 10
       failureThreshold: 1
 "#,
     );
+    let lively_events = || {
+        let last = field(&s, "live", "lively", "{.status.containerStatuses[0].lastState}");
+        format!(
+            "lastState {last}\n{}",
+            s.k().run(&["get", "events", "-n", "live"]).stdout
+        )
+    };
     wait_until(T, "lively restarted once and running", || {
         let r = pod_cell(&s, "live", "lively", "RESTARTS");
         r.starts_with("1 (") && pod_cell(&s, "live", "lively", "STATUS") == "Running"
@@ -344,8 +353,13 @@ spec:
     });
     let d = k.ok(&["describe", "pod", "-n", "live", "lively"]);
     assert_contains(&d, "Container c failed liveness probe, will be restarted");
-    assert_eq!(logs(&s, "live", &["lively"]), "second\n");
-    assert_eq!(logs(&s, "live", &["lively", "--previous"]), "first\n");
+    assert_eq!(logs(&s, "live", &["lively"]), "second\n", "{}", lively_events());
+    assert_eq!(
+        logs(&s, "live", &["lively", "--previous"]),
+        "first\n",
+        "{}",
+        lively_events()
+    );
     // The healed instance keeps passing: still one restart a few probe periods later.
     let first_start = field(
         &s,
@@ -527,6 +541,27 @@ spec:
         assert_eq!(out.stdout, "hello\nworld\n", "kubectl {v}");
         assert_contains(&out.stderr, "err\n");
         assert_contains(&out.stderr, "command terminated with exit code 3");
+        // -t: the command gets a terminal (`script` gives kubectl one). The command waits a
+        // little so script's end-of-input reaches it before it exits (input arriving after the
+        // end can make the agent's WebSocket close abruptly: close 1006, see the report).
+        let kubectl = common::kubectl_bin(Some(v));
+        let line = format!(
+            "{} --kubeconfig {} exec -it -n ex box -- sh -c 'sleep 0.3; tty; echo in-tty'",
+            kubectl.display(),
+            s.kubeconfig.display()
+        );
+        let out = common::run_cmd(
+            {
+                let mut c = std::process::Command::new("script");
+                c.args(["-qec", &line, "/dev/null"]);
+                c
+            },
+            None,
+            T,
+        );
+        assert!(out.success(), "kubectl {v}: {out:?}");
+        assert_contains(&out.stdout, "/dev/pts/");
+        assert_contains(&out.stdout, "in-tty\r\n");
         // A missing executable.
         let err = kv.fails(&["exec", "-n", "ex", "box", "--", "no-such-binary"]);
         assert_contains(&err, r#"exec: "no-such-binary": executable file not found in $PATH"#);

@@ -118,28 +118,46 @@ impl Writer {
         })
     }
 
-    /// Starts copying `r` (stdout or stderr) into the log.
-    pub(crate) fn pump<R: AsyncRead + Unpin + Send + 'static>(&self, stream: &'static str, r: R) {
+    /// Starts copying `r` (stdout or stderr) into the log, and into `tap` (attached clients)
+    /// as it arrives.
+    pub(crate) fn pump<R: AsyncRead + Unpin + Send + 'static>(
+        &self,
+        stream: &'static str,
+        r: R,
+        tap: Option<super::exec::Output>,
+    ) {
         let tx = self.tx.clone();
+        let is_err = stream == "stderr";
         tokio::spawn(async move {
             let mut r = BufReader::with_capacity(MAX_LINE, r);
             let mut line = Vec::new();
+            // How much of the buffer the tap has seen.
+            let mut tapped = 0;
             loop {
                 let buf = match r.fill_buf().await {
                     Ok([]) | Err(_) => break,
                     Ok(b) => b,
                 };
+                if let Some(t) = tap.as_ref().filter(|t| t.receiver_count() > 0) {
+                    if buf.len() > tapped {
+                        let _ = t.send((is_err, bytes::Bytes::copy_from_slice(&buf[tapped..])));
+                    }
+                }
+                tapped = buf.len();
                 let newline = buf.iter().position(|&c| c == b'\n');
                 let upto = newline.unwrap_or(buf.len());
                 let room = MAX_LINE - line.len();
                 if upto > room {
                     line.extend_from_slice(&buf[..room]);
                     r.consume(room);
+                    tapped -= room;
                     let _ = tx.send((stream, false, std::mem::take(&mut line)));
                     continue;
                 }
                 line.extend_from_slice(&buf[..upto]);
-                r.consume(newline.map(|i| i + 1).unwrap_or(upto));
+                let used = newline.map(|i| i + 1).unwrap_or(upto);
+                r.consume(used);
+                tapped -= used;
                 if newline.is_some() {
                     let _ = tx.send((stream, true, std::mem::take(&mut line)));
                 } else if line.len() == MAX_LINE {
@@ -385,7 +403,7 @@ mod tests {
         let w = Writer::create(path.clone(), 200).unwrap();
         let inst = w.instance.clone();
         let (mut a, b) = tokio::io::duplex(1024);
-        w.pump("stdout", b);
+        w.pump("stdout", b, None);
         use tokio::io::AsyncWriteExt;
         for i in 0..10 {
             a.write_all(format!("line {i}\n").as_bytes()).await.unwrap();

@@ -4,7 +4,8 @@
 //! Layout: pods live in `DATA_DIR/pods/<uid>/` (`volumes/<name>`, `logs/<container>/<n>.log`,
 //! `etc-hosts`). One pod worker per pod ([`worker`]) owns every change to that pod; the pod
 //! informer (a kube-runtime reflector over the pods bound to the node) feeds the workers; the
-//! kubelet HTTP API ([`server`]) serves container logs.
+//! kubelet HTTP API ([`server`]) serves container logs and the streaming endpoints (exec,
+//! attach, port-forward; [`exec`]).
 //!
 //! When the agent is root (or [`ProcessOptions::privileged`] says so) each container gets its
 //! own mount and UTS namespaces (hostname = pod hostname, the pod's `/etc/hosts`, volumes
@@ -12,8 +13,10 @@
 //! and memory-backed emptyDirs. Otherwise those features are skipped with a Warning event.
 
 mod backoff;
+pub mod bench;
 mod cgroup;
 mod env;
+mod exec;
 mod logs;
 mod probe;
 mod server;
@@ -110,6 +113,9 @@ pub enum Error {
     /// The kubelet API server stopped.
     #[error("kubelet server: {0}")]
     Server(String),
+    /// A benchmark could not run.
+    #[error("benchmark: {0}")]
+    Bench(String),
 }
 
 /// What every pod worker shares.
@@ -120,6 +126,8 @@ pub(crate) struct Agent {
     pub(crate) cgroups: Option<cgroup::Roots>,
     pub(crate) facts: env::NodeFacts,
     pub(crate) logs: logs::Registry,
+    /// Running container instances, for exec and attach.
+    pub(crate) running: exec::Registry,
     pub(crate) pods: Store<Pod>,
     events: mpsc::UnboundedSender<(ObjectReference, KubeEvent)>,
 }
@@ -211,6 +219,7 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         cgroups,
         facts,
         logs: logs::Registry::default(),
+        running: exec::Registry::default(),
         pods: reader,
         events: events_tx,
     });

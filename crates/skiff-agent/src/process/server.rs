@@ -1,13 +1,16 @@
 //! The kubelet HTTP API of a process node on 127.0.0.1: `GET /containerLogs/{ns}/{pod}/{container}`
-//! with kubelet's query options, and `/healthz`. The API server proxies `pods/log` here.
-//! Streaming endpoints (exec, attach, port-forward) belong on the same router.
+//! with kubelet's query options, `/healthz`, and the streaming endpoints (`/exec/…`, `/attach/…`,
+//! `/portForward/…`, [`crate::streaming::router`] over [`super::exec::Streams`]). The API server
+//! proxies `pods/log`, `exec`, `attach` and `portforward` here. Served with HTTP/1.1 upgrades
+//! (`axum::serve`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -22,10 +25,40 @@ pub(crate) async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) 
 }
 
 fn router(agent: Arc<Agent>) -> Router {
+    let streams = crate::streaming::router(Arc::new(super::exec::Streams(agent.clone())))
+        .layer(middleware::from_fn_with_state(agent.clone(), running_container));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .with_state(agent)
+        .merge(streams)
+}
+
+fn pod_known(agent: &Agent, ns: &str, pod: &str) -> bool {
+    agent
+        .pods
+        .state()
+        .iter()
+        .any(|p| p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(pod))
+}
+
+/// upstream kubelet answers exec and attach for a pod it does not run, or a container that is
+/// not running, before upgrading: 404 `pod does not exist`, 500 `container not found ("c")`.
+async fn running_container(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    let parts: Vec<&str> = req.uri().path().trim_start_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["exec" | "attach", ns, pod, container] if agent.running.get(ns, pod, container).is_none() => {
+            if !pod_known(&agent, ns, pod) {
+                return (StatusCode::NOT_FOUND, "pod does not exist").into_response();
+            }
+            return (StatusCode::INTERNAL_SERVER_ERROR, super::exec::not_found(container)).into_response();
+        }
+        ["portForward", ns, pod] if !pod_known(&agent, ns, pod) => {
+            return (StatusCode::NOT_FOUND, "pod does not exist").into_response();
+        }
+        _ => {}
+    }
+    next.run(req).await
 }
 
 fn bad_request(msg: String) -> Response {

@@ -37,6 +37,8 @@ pub(crate) struct Spec {
     pub(crate) env: Vec<(String, String)>,
     pub(crate) cwd: PathBuf,
     pub(crate) isolation: Isolation,
+    /// Give the process a stdin pipe (containers with `stdin: true`); else /dev/null.
+    pub(crate) stdin: bool,
 }
 
 fn cstr(p: &Path) -> io::Result<CString> {
@@ -66,13 +68,13 @@ pub(crate) fn ensure_target(m: &Mount) -> io::Result<()> {
     }
 }
 
-/// Starts the process with piped stdout and stderr and null stdin.
+/// Starts the process with piped stdout and stderr, and piped or null stdin.
 pub(crate) fn spawn(spec: Spec) -> io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let cwd = cstr(&spec.cwd)?;

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use super::backoff::{go_duration, Backoff};
 use super::cgroup::{Cgroup, Limits, Roots};
 use super::env::{self, Sources};
+use super::exec;
 use super::logs::{self, ContainerLogs, PodLogs};
 use super::probe::{self, Kind, Report};
 use super::spawn::{self, Isolation, Mount, Spec};
@@ -42,6 +43,8 @@ struct Proc {
     /// When SIGKILL follows the SIGTERM already sent.
     kill_at: Option<Instant>,
     reaped: bool,
+    /// Reachable by exec and attach while it runs.
+    _streams: exec::Registration,
 }
 
 impl Drop for Proc {
@@ -607,6 +610,7 @@ impl Worker {
         let exec_env = vars.clone();
         let started_at = now();
         let started = Instant::now();
+        let own_namespaces = namespaces.is_some();
         let child = spawn::spawn(Spec {
             program: program.clone(),
             args: argv.clone(),
@@ -617,6 +621,7 @@ impl Worker {
                 join: Vec::new(),
                 cgroups: cg_files,
             },
+            stdin: spec.stdin == Some(true),
         });
         let id = new_id();
         let c = if init {
@@ -666,12 +671,29 @@ impl Worker {
             }
         };
         let pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let (output, _) = tokio::sync::broadcast::channel(256);
         if let Some(out) = child.stdout.take() {
-            writer.pump("stdout", out);
+            writer.pump("stdout", out, Some(output.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            writer.pump("stderr", err);
+            writer.pump("stderr", err, Some(output.clone()));
         }
+        let streams = Arc::new(exec::Running {
+            id: id.clone(),
+            pid,
+            env: exec_env.clone(),
+            cwd: cwd.clone(),
+            cgroup: cgroup.clone(),
+            namespaces: own_namespaces,
+            output: std::sync::Mutex::new(Some(output)),
+            stdin: child.stdin.take().map(|s| Arc::new(tokio::sync::Mutex::new(Some(s)))),
+            stdin_once: spec.stdin_once == Some(true),
+            exited: tokio::sync::watch::channel(None).0,
+        });
+        let registration = self
+            .agent
+            .running
+            .register(&self.ns, &self.name, &spec.name, streams.clone());
         let log = writer.instance.clone();
         let exits = self.exits.clone();
         let (cname, cid, cg) = (spec.name.clone(), id.clone(), cgroup.clone());
@@ -693,6 +715,7 @@ impl Worker {
                 Ok(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
                 Err(_) => 128 + 9,
             };
+            streams.ended(exit_code);
             let _ = exits.send(Exit {
                 container: cname,
                 id: cid,
@@ -718,6 +741,7 @@ impl Worker {
             probes,
             kill_at: None,
             reaped: false,
+            _streams: registration,
         });
         let c = if init { &self.init[i] } else { &self.containers[i] };
         self.event(Some(c), false, "Created", format!("Created container: {}", spec.name));
@@ -825,6 +849,7 @@ impl Worker {
                     join,
                     cgroups,
                 },
+                stdin: false,
             })
         });
         let ctx = Arc::new(probe::Ctx {
