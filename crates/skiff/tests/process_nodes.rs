@@ -307,7 +307,7 @@ fn restarts_probes_and_logs() {
     });
     // (At this restart count the back-off is 8 s or more: it stays waiting meanwhile.)
     let err = k.fails(&["exec", "-n", "crash", "crashy", "--", "true"]);
-    assert_contains(&err, r#"container not found ("crashy")"#);
+    assert_contains(&err, r#"unable to upgrade connection: container not found ("crashy")"#);
 
     // A failing liveness probe restarts the container once: the first instance marks itself
     // sick, the second heals.

@@ -124,6 +124,10 @@ pub(crate) struct Agent {
     pub(crate) opts: ProcessOptions,
     pub(crate) privileged: bool,
     pub(crate) cgroups: Option<cgroup::Roots>,
+    /// This agent's directory name below the cgroup roots: the node name plus a hash of the
+    /// data directory, so agents of the same name in other processes (parallel test clusters)
+    /// never clean up each other's containers.
+    pub(crate) cgroup_name: String,
     pub(crate) facts: env::NodeFacts,
     pub(crate) logs: logs::Registry,
     /// Running container instances, for exec and attach.
@@ -198,9 +202,10 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         })?;
 
     let cgroups = if privileged { cgroup::Roots::detect() } else { None };
+    let cgroup_name = cgroup_name(&opts);
     if let Some(roots) = &cgroups {
-        // Containers of a previous run of this node cannot be adopted: end them.
-        roots.clean_node(&opts.node_name);
+        // Containers of a previous run of this agent cannot be adopted: end them.
+        roots.clean_node(&cgroup_name);
     }
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -217,6 +222,7 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         opts: opts.clone(),
         privileged,
         cgroups,
+        cgroup_name,
         facts,
         logs: logs::Registry::default(),
         running: exec::Registry::default(),
@@ -232,6 +238,16 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         _ = publish_events(recorder, events_rx) => Ok(()),
         _ = dispatch(agent, writer) => Ok(()),
     }
+}
+
+/// `<node>-<hash of the data directory>`: stable across restarts of one agent, distinct
+/// between agents.
+fn cgroup_name(opts: &ProcessOptions) -> String {
+    use std::hash::{Hash, Hasher};
+    let dir = std::fs::canonicalize(&opts.data_dir).unwrap_or_else(|_| opts.data_dir.clone());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    format!("{}-{:08x}", opts.node_name, h.finish() as u32)
 }
 
 async fn publish_events(recorder: Recorder, mut rx: mpsc::UnboundedReceiver<(ObjectReference, KubeEvent)>) {

@@ -802,7 +802,7 @@ impl Worker {
         let limits = r.and_then(|r| r.limits.as_ref());
         let requests = r.and_then(|r| r.requests.as_ref());
         let l = Limits::from_resources(get(limits, "cpu"), get(requests, "cpu"), get(limits, "memory"));
-        let rel = Roots::node_rel(&self.agent.opts.node_name)
+        let rel = Roots::node_rel(&self.agent.cgroup_name)
             .join(format!("pod{}", self.uid))
             .join(format!("{}-{restart}", spec.name));
         match roots.create(&rel, &l) {
@@ -1055,7 +1055,7 @@ impl Worker {
         self.agent.logs.remove(&self.ns, &self.name, &self.uid);
         volumes::unmount_all(&self.dir);
         if let Some(roots) = &self.agent.cgroups {
-            roots.remove_pod(&self.agent.opts.node_name, &self.uid);
+            roots.remove_pod(&self.agent.cgroup_name, &self.uid);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -1307,7 +1307,7 @@ impl Drop for Worker {
         }
         volumes::unmount_all(&self.dir);
         if let Some(roots) = &self.agent.cgroups {
-            roots.remove_pod(&self.agent.opts.node_name, &self.uid);
+            roots.remove_pod(&self.agent.cgroup_name, &self.uid);
         }
     }
 }

@@ -200,22 +200,22 @@ pub async fn connect(
     });
     let mut agent_resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
     if agent_resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-        let code = agent_resp.status().as_u16();
+        // Passed through as the agent wrote it, as kube-apiserver does: kubectl prints
+        // `unable to upgrade connection: <body>`.
+        let status = agent_resp.status();
+        let ct = agent_resp.headers().get(http::header::CONTENT_TYPE).cloned();
         let body = agent_resp
             .into_body()
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let text = String::from_utf8_lossy(&body).trim().to_string();
-        let reason = if code == 400 {
-            "BadRequest"
-        } else if code == 404 {
-            "NotFound"
-        } else {
-            "InternalError"
-        };
-        return Err(ApiError::new(code, reason, text));
+        let mut out = Response::new(Body::from(body));
+        *out.status_mut() = status;
+        if let Some(ct) = ct {
+            out.headers_mut().insert(http::header::CONTENT_TYPE, ct);
+        }
+        return Ok(out);
     }
     let client_upgrade = parts
         .extensions
