@@ -422,7 +422,14 @@ async fn env_and_volumes_from_configmap_secret_and_downward_api() {
     assert_eq!(std::fs::read_to_string(vols.join("info/name")).unwrap(), "envpod");
     if process_is_root() {
         // cgroup limits: 500m → 50 ms per 100 ms period; 64 Mi memory.
-        let rel = format!("skiff/proc-env/pod{uid}/c-0");
+        // The agent's cgroup directory is the node name plus a hash of its data directory.
+        let node_dir = std::fs::read_dir("/sys/fs/cgroup/cpu/skiff")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with("proc-env-"))
+            .expect("the agent's cgroup directory");
+        let rel = format!("skiff/{node_dir}/pod{uid}/c-0");
         let quota = std::fs::read_to_string(format!("/sys/fs/cgroup/cpu/{rel}/cpu.cfs_quota_us")).unwrap();
         assert_eq!(quota.trim(), "50000");
         let mem = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/{rel}/memory.limit_in_bytes")).unwrap();

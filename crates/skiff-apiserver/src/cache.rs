@@ -266,11 +266,15 @@ impl Cache {
 
     /// Stops following the store (on shutdown).
     pub fn stop(&self) {
+        self.stop_feeder();
+        // Writers waiting to read their own write would wait forever: release them.
+        self.revision.send_replace(i64::MAX);
+    }
+
+    fn stop_feeder(&self) {
         if let Some(t) = self.feeder.lock().take() {
             t.abort();
         }
-        // Writers waiting to read their own write would wait forever: release them.
-        self.revision.send_replace(i64::MAX);
     }
 
     /// Applies store events; `at` stamps them all with one revision (a resync), otherwise each
@@ -483,7 +487,7 @@ mod tests {
         let cache = Cache::start(store.clone()).await.unwrap();
         cache.wait_for(rev).await;
         // Changes the cache does not see, as if its store watch had been lost.
-        cache.stop();
+        cache.stop_feeder();
         let mut sub = cache.subscribe(def, Some(rev)).unwrap();
         let rev2 = txn(&store, vec![Op::Delete { key: ka.clone() }, put(&kb, "y")]).await;
         cache.resync(&*store).await.unwrap();

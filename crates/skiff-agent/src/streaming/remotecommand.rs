@@ -232,7 +232,15 @@ async fn serve_websocket(job: Job, socket: WebSocket, protocol: String) {
     .await;
     // The writer closes the socket once every channel writer is gone.
     let _ = writer.await;
-    reader.abort();
+    // Read on until the client answers the close: dropping the socket with its input unread
+    // would reset the connection, and the client would see an abnormal closure (1006).
+    let abort = reader.abort_handle();
+    if tokio::time::timeout(std::time::Duration::from_secs(2), reader)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
 }
 
 /// Runs the command between the client's streams and the runtime, then reports how it ended on
