@@ -525,7 +525,8 @@ metadata:
         "-o",
         "jsonpath={.items[*].reason}",
     ]);
-    assert_eq!(out, "Pulled");
+    // (The scheduler may add FailedScheduling events for the pod: there are no nodes.)
+    assert!(out.split_whitespace().any(|r| r == "Pulled"), "{out}");
 
     // describe pod shows the event.
     let d = k.ok(&["describe", "pod", "nginx", "-n", ns]);
