@@ -411,6 +411,19 @@ pub static RESOURCES: &[ResourceDef] = &[
         ALL_VERBS,
         [status("networking.k8s.io", "v1", "Ingress")]
     ),
+    // storage.k8s.io/v1
+    res!(
+        "storage.k8s.io",
+        "v1",
+        "StorageClass",
+        "storageclasses",
+        "storageclass",
+        false,
+        ["sc"],
+        [],
+        ALL_VERBS,
+        []
+    ),
     // coordination.k8s.io/v1
     res!(
         "coordination.k8s.io",

@@ -1,4 +1,5 @@
-//! Objects every cluster starts with: the system namespaces and the `kubernetes` service.
+//! Objects every cluster starts with: the system namespaces, the `kubernetes` service and the
+//! default `local-path` StorageClass (as k3s ships it).
 
 use std::net::SocketAddr;
 
@@ -14,9 +15,19 @@ use crate::{alloc, meta};
 /// Namespaces that exist in every cluster.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates `obj` unless an object of that name exists.
-async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Value) -> ApiResult<()> {
-    let Some(def) = registry::find("", "v1", plural) else {
+/// Name of the default StorageClass.
+pub const LOCAL_PATH_CLASS: &str = "local-path";
+/// Provisioner of the default StorageClass.
+pub const LOCAL_PATH_PROVISIONER: &str = "rancher.io/local-path";
+
+/// Creates core `obj` unless an object of that name exists.
+async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, obj: Value) -> ApiResult<()> {
+    ensure_in(server, "", plural, ns, obj).await
+}
+
+/// Creates `obj` of `group` unless an object of that name exists.
+async fn ensure_in(server: &ApiServer, group: &str, plural: &str, ns: Option<&str>, mut obj: Value) -> ApiResult<()> {
+    let Some(def) = registry::find(group, "v1", plural) else {
         return Ok(());
     };
     if server.cache.get(def, &def.key(ns, meta::name(&obj))).is_some() {
@@ -41,7 +52,8 @@ async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, mut obj: Val
     }
 }
 
-/// Creates the system namespaces and the `kubernetes` service and endpoints pointing at `addr`.
+/// Creates the system namespaces, the `kubernetes` service and endpoints pointing at `addr`
+/// and the default `local-path` StorageClass.
 pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
     for ns in SYSTEM_NAMESPACES {
         ensure(
@@ -74,5 +86,13 @@ pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": addr.port(), "protocol": "TCP"}]}],
     });
-    ensure(server, "endpoints", Some("default"), ep).await
+    ensure(server, "endpoints", Some("default"), ep).await?;
+    let sc = json!({
+        "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": LOCAL_PATH_PROVISIONER,
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    });
+    ensure_in(server, "storage.k8s.io", "storageclasses", None, sc).await
 }

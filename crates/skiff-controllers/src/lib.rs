@@ -1,6 +1,7 @@
 //! Controllers reconciling the cluster toward its desired state, on kube-runtime.
 
 pub mod informer;
+pub mod local_path;
 pub mod node_lifecycle;
 
 /// Errors of the controllers.

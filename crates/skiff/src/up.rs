@@ -65,6 +65,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("node lifecycle controller")
     });
     let c = client.clone();
+    let local_path = skiff_controllers::local_path::Options {
+        base_dir: data_dir.join("storage"),
+    };
+    components.spawn(async move {
+        skiff_controllers::local_path::run(c, local_path)
+            .await
+            .context("local-path provisioner")
+    });
+    let c = client.clone();
     components.spawn(async move {
         skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
             .await

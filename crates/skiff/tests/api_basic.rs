@@ -125,6 +125,7 @@ fn api_resources_and_explain() {
         ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
         ("endpointslices", "", "discovery.k8s.io/v1", "true", "EndpointSlice"),
         ("ingresses", "ing", "networking.k8s.io/v1", "true", "Ingress"),
+        ("storageclasses", "sc", "storage.k8s.io/v1", "false", "StorageClass"),
     ];
     for (name, short, av, nsd, kind) in want {
         let row = t

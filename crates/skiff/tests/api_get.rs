@@ -415,6 +415,12 @@ metadata:
     let t = get(&["get", "sa", "builder", "-n", ns]);
     t.assert_headers(&["NAME", "SECRETS", "AGE"]);
     assert_cells(&t.row("builder"), &[("SECRETS", "0")]);
+    // The default StorageClass (local-path, Immediate) provisions and binds the claim.
+    common::wait_until(std::time::Duration::from_secs(30), "the claim is bound", || {
+        k.run(&["get", "pvc", "data", "-n", ns, "-o", "jsonpath={.status.phase}"])
+            .stdout
+            == "Bound"
+    });
     let t = get(&["get", "pvc", "-n", ns]);
     t.assert_headers(&[
         "NAME",
@@ -429,9 +435,9 @@ metadata:
     assert_cells(
         &t.row("data"),
         &[
-            ("STATUS", "Pending"),
-            ("VOLUME", ""),
-            ("CAPACITY", ""),
+            ("STATUS", "Bound"),
+            ("CAPACITY", "1Gi"),
+            ("STORAGECLASS", "local-path"),
             ("VOLUMEATTRIBUTESCLASS", "<unset>"),
         ],
     );

@@ -66,6 +66,10 @@ impl Sources {
     pub(crate) fn namespace(&self) -> &str {
         &self.ns
     }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// The data of a ConfigMap as strings (binaryData as lossy UTF-8).

@@ -1,12 +1,16 @@
 //! Pod volumes as directories under `<pod dir>/volumes/<name>`: emptyDir (tmpfs for
 //! `medium: Memory` when privileged), hostPath, configMap, secret (tmpfs when privileged),
-//! downwardAPI and projected, with `items` key-to-path and `defaultMode`.
+//! downwardAPI and projected, with `items` key-to-path and `defaultMode`; a
+//! persistentVolumeClaim is the directory of its bound volume (`hostPath` or `local`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Pod, Volume};
+use k8s_openapi::api::core::v1::{
+    DownwardAPIVolumeFile, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, Volume,
+};
+use kube::Api;
 
 use super::env::{self, NodeFacts, Sources};
 use super::spawn;
@@ -80,6 +84,15 @@ async fn setup(
             "File" => check(p.is_file(), "file")?,
             "Socket" | "CharDevice" | "BlockDevice" => check(p.exists(), &ty.to_lowercase())?,
             _ => {}
+        }
+        return Ok(p);
+    }
+    if let Some(c) = &v.persistent_volume_claim {
+        let p = claim_path(&c.claim_name, src).await?;
+        // local-path volumes are `DirectoryOrCreate`.
+        if !p.exists() {
+            mkdir(&p)?;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
         }
         return Ok(p);
     }
@@ -160,7 +173,7 @@ async fn setup(
             }
         }
     } else {
-        // persistentVolumeClaim, ephemeral and others: a plain directory until provisioned.
+        // ephemeral and others: a plain directory until provisioned.
         mkdir(dir)?;
         return Ok(dir.to_path_buf());
     }
@@ -170,6 +183,37 @@ async fn setup(
     }
     write_files(dir, &files).map_err(|e| format!("writing {}: {e}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// The host directory behind a claim: claim → bound PersistentVolume → `hostPath.path` or
+/// `local.path`. An unbound claim fails with kubelet's message, so the pod waits and retries.
+async fn claim_path(name: &str, src: &Sources) -> Result<PathBuf, String> {
+    let ns = src.namespace();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(src.client().clone(), ns);
+    let Some(pvc) = claims.get_opt(name).await.map_err(|e| e.to_string())? else {
+        return Err(format!("persistentvolumeclaim \"{name}\" not found"));
+    };
+    let phase = pvc.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+    let volume = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    if phase != "Bound" || volume.is_empty() {
+        return Err(format!(
+            "PVC {ns}/{name} has non-bound phase ({phase:?}) or empty pvc.Spec.VolumeName ({volume:?})"
+        ));
+    }
+    let pvs: Api<PersistentVolume> = Api::all(src.client().clone());
+    let Some(pv) = pvs.get_opt(&volume).await.map_err(|e| e.to_string())? else {
+        return Err(format!("persistentvolume \"{volume}\" not found"));
+    };
+    let spec = pv.spec.unwrap_or_default();
+    spec.host_path
+        .map(|h| h.path)
+        .or(spec.local.map(|l| l.path))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("persistentvolume \"{volume}\" has no hostPath or local source"))
 }
 
 async fn configmap_files(

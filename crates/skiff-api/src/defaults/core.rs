@@ -127,3 +127,9 @@ pub(crate) fn hpa(obj: &mut Map<String, Value>) {
         );
     }
 }
+
+/// StorageClass (storage/v1 defaults.go): reclaim policy Delete, binding mode Immediate.
+pub(crate) fn storage_class(obj: &mut Map<String, Value>) {
+    set(obj, "reclaimPolicy", json!("Delete"));
+    set(obj, "volumeBindingMode", json!("Immediate"));
+}

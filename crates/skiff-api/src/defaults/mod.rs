@@ -30,6 +30,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
         ("batch", "Job") => workloads::job(m),
         ("batch", "CronJob") => workloads::cron_job(m),
         ("autoscaling", "HorizontalPodAutoscaler") => core::hpa(m),
+        ("storage.k8s.io", "StorageClass") => core::storage_class(m),
         _ => {}
     }
 }

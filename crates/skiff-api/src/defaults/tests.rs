@@ -134,6 +134,13 @@ fn kinds_get_the_upstream_shape() {
             json!({"metadata": {"name": "p"}, "spec": {"accessModes": ["ReadWriteOnce"]}}),
             json!({"metadata": {"name": "p"}, "spec": {"accessModes": ["ReadWriteOnce"], "volumeMode": "Filesystem"}, "status": {"phase": "Pending"}}),
         ),
+        (
+            "storageclass",
+            "storage.k8s.io/v1",
+            "StorageClass",
+            json!({"metadata": {"name": "sc"}, "provisioner": "example.com/p"}),
+            json!({"metadata": {"name": "sc"}, "provisioner": "example.com/p", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}),
+        ),
     ];
     for (name, api_version, kind, input, want) in cases {
         assert_eq!(defaulted(api_version, kind, input), want, "{name}");

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy};
+use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, storage};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
 use schemars::{JsonSchema, SchemaGenerator};
 
@@ -75,6 +75,7 @@ pub(crate) static KINDS: &[KindSchema] = &[
     kind!("batch", "v1", "CronJob", batch::v1::CronJob),
     kind!("batch", "v1", "Job", batch::v1::Job),
     kind!("networking.k8s.io", "v1", "Ingress", networking::v1::Ingress),
+    kind!("storage.k8s.io", "v1", "StorageClass", storage::v1::StorageClass),
     kind!("coordination.k8s.io", "v1", "Lease", coordination::v1::Lease),
     kind!("discovery.k8s.io", "v1", "EndpointSlice", discovery::v1::EndpointSlice),
     kind!("policy", "v1", "Eviction", policy::v1::Eviction),

@@ -1,4 +1,4 @@
-//! Rows for Node, Namespace, PersistentVolume and PersistentVolumeClaim.
+//! Rows for Node, Namespace, PersistentVolume, PersistentVolumeClaim and StorageClass.
 
 use std::collections::BTreeSet;
 
@@ -182,5 +182,33 @@ pub(crate) fn persistent_volume_claim(pvc: &Value, now: Timestamp) -> Vec<Value>
         json!(unset(pvc, "spec.volumeAttributesClassName")),
         age(pvc, now),
         json!(unset(pvc, "spec.volumeMode")),
+    ]
+}
+
+/// Upstream `storageutil.IsDefaultAnnotation`: the GA or beta default-class annotation is `"true"`.
+fn is_default_class(obj: &Value) -> bool {
+    let Some(a) = at(obj, "metadata.annotations") else {
+        return false;
+    };
+    [
+        "storageclass.kubernetes.io/is-default-class",
+        "storageclass.beta.kubernetes.io/is-default-class",
+    ]
+    .iter()
+    .any(|k| a.get(*k).and_then(Value::as_str) == Some("true"))
+}
+
+pub(crate) fn storage_class_row(sc: &Value, now: Timestamp) -> Vec<Value> {
+    let mut name = s(sc, "metadata.name").to_string();
+    if is_default_class(sc) {
+        name.push_str(" (default)");
+    }
+    vec![
+        json!(name),
+        json!(s(sc, "provisioner")),
+        json!(opt_s(sc, "reclaimPolicy").unwrap_or("Delete")),
+        json!(opt_s(sc, "volumeBindingMode").unwrap_or("Immediate")),
+        json!(flag(sc, "allowVolumeExpansion")),
+        age(sc, now),
     ]
 }

@@ -321,6 +321,15 @@ const PERSISTENT_VOLUME_CLAIM: &[Col] = &[
     ),
 ];
 
+const STORAGE_CLASS: &[Col] = &[
+    NAME,
+    c("Provisioner", "string", "provisioner indicates the type of the provisioner."),
+    c("ReclaimPolicy", "string", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned PersistentVolumes of this storage class. Defaults to Delete."),
+    c("VolumeBindingMode", "string", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable the VolumeScheduling feature."),
+    c("AllowVolumeExpansion", "string", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+    AGE,
+];
+
 const CONFIG_MAP: &[Col] = &[NAME, c("Data", "string", "Data contains the configuration data."), AGE];
 
 const HPA: &[Col] = &[
@@ -386,6 +395,7 @@ pub(crate) enum Printer {
     ServiceAccount,
     PersistentVolume,
     PersistentVolumeClaim,
+    StorageClass,
     ConfigMap,
     Hpa,
     Lease,
@@ -416,6 +426,7 @@ pub(crate) fn printer(def: &ResourceDef) -> Printer {
         ("", "ServiceAccount") => Printer::ServiceAccount,
         ("", "PersistentVolume") => Printer::PersistentVolume,
         ("", "PersistentVolumeClaim") => Printer::PersistentVolumeClaim,
+        ("storage.k8s.io", "StorageClass") => Printer::StorageClass,
         ("", "ConfigMap") => Printer::ConfigMap,
         ("autoscaling", "HorizontalPodAutoscaler") => Printer::Hpa,
         ("coordination.k8s.io", "Lease") => Printer::Lease,
@@ -446,6 +457,7 @@ pub(crate) fn columns_of(p: Printer) -> &'static [Col] {
         Printer::ServiceAccount => SERVICE_ACCOUNT,
         Printer::PersistentVolume => PERSISTENT_VOLUME,
         Printer::PersistentVolumeClaim => PERSISTENT_VOLUME_CLAIM,
+        Printer::StorageClass => STORAGE_CLASS,
         Printer::ConfigMap => CONFIG_MAP,
         Printer::Hpa => HPA,
         Printer::Lease => LEASE,

@@ -47,6 +47,7 @@ pub fn cells(def: &ResourceDef, obj: &Value, now: Timestamp) -> Vec<Value> {
         Printer::ServiceAccount => config::service_account(obj, now),
         Printer::PersistentVolume => cluster::persistent_volume(obj, now),
         Printer::PersistentVolumeClaim => cluster::persistent_volume_claim(obj, now),
+        Printer::StorageClass => cluster::storage_class_row(obj, now),
         Printer::ConfigMap => config::config_map(obj, now),
         Printer::Hpa => config::hpa(obj, now),
         Printer::Lease => config::lease(obj, now),

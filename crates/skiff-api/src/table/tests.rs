@@ -330,6 +330,22 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Value, Value)> {
             json!(["web", "Deployment/web", "cpu: <unknown>/50%", "1", 10, 2, "5m"]),
         ),
         (
+            "storage.k8s.io",
+            "v1",
+            "storageclasses",
+            json!({"metadata": {"name": "local-path", "creationTimestamp": CREATED,
+                "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer"}),
+            json!([
+                "local-path (default)",
+                "rancher.io/local-path",
+                "Delete",
+                "WaitForFirstConsumer",
+                false,
+                "5m"
+            ]),
+        ),
+        (
             "coordination.k8s.io",
             "v1",
             "leases",

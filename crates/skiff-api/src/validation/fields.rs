@@ -6,6 +6,7 @@ use crate::registry::ResourceDef;
 use k8s_openapi::api::{apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch, core::v1 as core};
 use k8s_openapi::api::{
     coordination::v1 as coordination, discovery::v1 as discovery, events::v1 as events, networking::v1 as networking,
+    storage::v1 as storage,
 };
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -60,6 +61,7 @@ fn schema_for(def: &ResourceDef) -> Option<Arc<Value>> {
         ("batch", "CronJob") => root::<batch::CronJob>(),
         ("batch", "Job") => root::<batch::Job>(),
         ("networking.k8s.io", "Ingress") => root::<networking::Ingress>(),
+        ("storage.k8s.io", "StorageClass") => root::<storage::StorageClass>(),
         ("coordination.k8s.io", "Lease") => root::<coordination::Lease>(),
         ("discovery.k8s.io", "EndpointSlice") => root::<discovery::EndpointSlice>(),
         _ => return None,
