@@ -16,6 +16,7 @@ mod workloads;
 
 pub use cause::Cause;
 pub use fields::{check_fields, TypeError};
+pub use quantity::parse as parse_quantity;
 
 use crate::registry::ResourceDef;
 use names::NameRule;

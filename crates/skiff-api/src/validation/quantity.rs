@@ -2,7 +2,7 @@
 
 /// Parses a quantity string into a number, or `None` when the syntax is not upstream's
 /// `^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$` form with a known suffix.
-pub(crate) fn parse(q: &str) -> Option<f64> {
+pub fn parse(q: &str) -> Option<f64> {
     let q = q.trim();
     let split = q
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
