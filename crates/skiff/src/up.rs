@@ -25,6 +25,19 @@ pub struct UpArgs {
     /// Node agents running pods as processes (`skiff-node-1`…), each with its own directory.
     #[arg(long, default_value_t = 0)]
     nodes: usize,
+    /// CPU capacity of each simulated node.
+    #[arg(long, default_value = "4")]
+    sim_node_cpu: String,
+    /// Memory capacity of each simulated node.
+    #[arg(long, default_value = "16Gi")]
+    sim_node_memory: String,
+    /// Pod capacity of each simulated node.
+    #[arg(long, default_value_t = 110)]
+    sim_node_pods: u32,
+    /// Seconds a Job-like pod (restartPolicy Never/OnFailure) runs on a simulated node unless
+    /// its `skiff.dev/sim-duration` annotation says otherwise.
+    #[arg(long, default_value_t = 2.0)]
+    sim_job_seconds: f64,
     /// Simulated nodes to register (`skiff-sim-1`…): their pods run without processes.
     #[arg(long, default_value_t = 0)]
     sim_nodes: usize,
@@ -93,6 +106,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.sim_nodes > 0 {
         let opts = skiff_agent::sim::SimOptions {
             count: args.sim_nodes,
+            cpu: args.sim_node_cpu.clone(),
+            memory: args.sim_node_memory.clone(),
+            pods: args.sim_node_pods,
+            job_duration: Duration::from_secs_f64(args.sim_job_seconds.max(0.0)),
             ..Default::default()
         };
         components.spawn(async move { skiff_agent::sim::run(client, opts).await.context("simulated nodes") });

@@ -21,6 +21,8 @@ fn scheduling_cordon_drain_and_dead_node_eviction() {
     let s = Server::start_with(&[
         "--sim-nodes",
         "3",
+        "--sim-node-cpu",
+        "8",
         "--node-monitor-grace-period",
         "2",
         "--default-toleration-seconds",
@@ -30,6 +32,8 @@ fn scheduling_cordon_drain_and_dead_node_eviction() {
     wait_until(T, "three Ready nodes", || {
         k.run(&["get", "nodes"]).stdout.matches(" Ready ").count() == 3
     });
+    let cpu = k.ok(&["get", "node", "skiff-sim-1", "-o", "jsonpath={.status.capacity.cpu}"]);
+    assert_eq!(cpu, "8");
 
     // A pod with a selector no node matches stays Pending with upstream's message, and is
     // scheduled once a node gets the label.
