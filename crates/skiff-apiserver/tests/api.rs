@@ -161,6 +161,20 @@ async fn in_process_client_speaks_the_same_api() {
         .await
         .unwrap();
     assert_eq!(name_of(&next_event(&mut w).await), ("ADDED", "local".into()));
+    // Server-side apply creating a Service allocates its address like a create does.
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(api.clone().into_client(), "default");
+    let applied =
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ssa"}, "spec": {"ports": [{"port": 80}]}});
+    let svc = svcs
+        .patch(
+            "ssa",
+            &kube::api::PatchParams::apply("test"),
+            &kube::api::Patch::Apply(applied),
+        )
+        .await
+        .unwrap();
+    let ip = svc.spec.unwrap().cluster_ip.unwrap_or_default();
+    assert!(ip.starts_with("10.43."), "{ip}");
     // A uid in a patch is a precondition.
     let patch = kube::api::Patch::Merge(json!({"metadata": {"uid": "wrong"}, "data": {"k": "x"}}));
     let err = api.patch("local", &Default::default(), &patch).await.unwrap_err();

@@ -117,32 +117,37 @@ pub async fn store_new(server: &ApiServer, def: &ResourceDef, obj: Value) -> Api
 
 /// `POST` to a collection.
 pub async fn create(server: &ApiServer, req: &Request, body: Body) -> ApiResult<Response> {
-    let def = req.target.def;
     let bytes = body::read(body).await?;
     let mut obj = body::decode_object(&req.headers, &bytes)?;
     let warnings = prepare(server, req, &mut obj)?;
-    tracing::debug!(kind = def.kind, name = meta::name(&obj), "create");
-    let created = if def.kind == "Service" && def.group.is_empty() {
-        // One service create at a time, so two cannot take the same address.
-        let _guard = server.service_lock.lock().await;
-        alloc::allocate(&server.cache, def, &mut obj, None)
-            .map_err(|c| ApiError::invalid(def, meta::name(&obj), &c))?;
-        if req.query.is_dry_run() {
-            Arc::new(obj)
-        } else {
-            store_new(server, def, obj).await?
+    tracing::debug!(kind = req.target.def.kind, name = meta::name(&obj), "create");
+    persist(server, req, obj, &warnings).await
+}
+
+/// Stores a prepared object (not on a dry run), allocating a Service's addresses first, and
+/// answers 201 with it.
+pub async fn persist(server: &ApiServer, req: &Request, mut obj: Value, warnings: &[String]) -> ApiResult<Response> {
+    let def = req.target.def;
+    // One service create at a time, so two cannot take the same address.
+    let _guard = match def.kind == "Service" && def.group.is_empty() {
+        true => {
+            let guard = server.service_lock.lock().await;
+            alloc::allocate(&server.cache, def, &mut obj, None)
+                .map_err(|c| ApiError::invalid(def, meta::name(&obj), &c))?;
+            Some(guard)
         }
-    } else if req.query.is_dry_run() {
+        false => None,
+    };
+    let created = if req.query.is_dry_run() {
         Arc::new(obj)
     } else {
         store_new(server, def, obj).await?
     };
-    let view = read::view(def, &created);
     Ok(output::object_response(
         def,
-        &view,
+        &read::view(def, &created),
         req.format(),
         StatusCode::CREATED,
-        &warnings,
+        warnings,
     ))
 }

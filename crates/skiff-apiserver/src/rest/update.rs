@@ -291,19 +291,7 @@ async fn apply_create(server: &ApiServer, req: &Request, name: &str, doc: Value)
         )));
     }
     let warnings = create::prepare(server, req, &mut obj)?;
-    let created = if req.query.is_dry_run() {
-        Arc::new(obj)
-    } else {
-        create::store_new(server, def, obj).await?
-    };
-    let view = read::view(def, &created);
-    Ok(output::object_response(
-        def,
-        &view,
-        req.format(),
-        StatusCode::CREATED,
-        &warnings,
-    ))
+    create::persist(server, req, obj, &warnings).await
 }
 
 /// `POST pods/{name}/binding`: assigns the pod to a node once and marks it scheduled.
