@@ -3,6 +3,7 @@
 pub mod informer;
 pub mod local_path;
 pub mod node_lifecycle;
+pub mod replicaset;
 
 /// Errors of the controllers.
 #[derive(Debug, thiserror::Error)]

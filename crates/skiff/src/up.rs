@@ -88,6 +88,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     let c = client.clone();
     components.spawn(async move {
+        skiff_controllers::replicaset::run(c)
+            .await
+            .context("replicaset controller")
+    });
+    let c = client.clone();
+    components.spawn(async move {
         skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
             .await
             .context("scheduler")

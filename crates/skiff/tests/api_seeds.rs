@@ -309,11 +309,22 @@ fn check_tables(srv: &Server) {
         ],
     );
 
+    // The replication controller creates the pods (Pending: this cluster has no nodes).
+    for (kind, ns, name, n) in [
+        ("rs", "seed-replicaset-myreplicaset", "myreplicaset", "2"),
+        ("rc", "seed-replicationcontroller-kubia", "kubia", "3"),
+    ] {
+        wait_until(std::time::Duration::from_secs(30), "the controller's pods", || {
+            k.run(&["get", kind, name, "-n", ns, "-o", "jsonpath={.status.replicas}"])
+                .stdout
+                == n
+        });
+    }
     let t = get(&["get", "rs", "-n", "seed-replicaset-myreplicaset"]);
     t.assert_headers(&["NAME", "DESIRED", "CURRENT", "READY", "AGE"]);
     assert_cells(
         &t.row("myreplicaset"),
-        &[("DESIRED", "2"), ("CURRENT", "0"), ("READY", "0")],
+        &[("DESIRED", "2"), ("CURRENT", "2"), ("READY", "0")],
     );
     let t = get(&[
         "get",
@@ -358,7 +369,7 @@ fn check_tables(srv: &Server) {
         &t.row("kubia"),
         &[
             ("DESIRED", "3"),
-            ("CURRENT", "0"),
+            ("CURRENT", "3"),
             ("READY", "0"),
             ("IMAGES", "luksa/kubia"),
             ("SELECTOR", "app=kubia"),
@@ -733,7 +744,7 @@ fn check_describe(srv: &Server) {
     let rc = k.ok(&["describe", "rc", "kubia", "-n", "seed-replicationcontroller-kubia"]);
     assert_eq!(
         describe_field(&rc, "Replicas").as_deref(),
-        Some("0 current / 3 desired"),
+        Some("3 current / 3 desired"),
         "{rc}"
     );
 }
