@@ -3,6 +3,8 @@
 
 mod core;
 mod pod;
+
+pub(crate) use pod::VOLUME_SOURCES;
 mod util;
 mod workloads;
 

@@ -4,7 +4,8 @@
 use super::util::{child, each, existing, has, set, strip_null_timestamp};
 use serde_json::{json, Map, Value};
 
-const VOLUME_SOURCES: &[&str] = &[
+/// The volume source fields of `core/v1.Volume`, in upstream's order.
+pub(crate) const VOLUME_SOURCES: &[&str] = &[
     "hostPath",
     "emptyDir",
     "gcePersistentDisk",
