@@ -119,28 +119,8 @@ pub(crate) fn label_value_errors(value: &str) -> Vec<String> {
     errs
 }
 
-/// Go's `%q` for a string: double-quoted with Go escapes.
-pub(crate) fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+/// Go's `%q` for a string (shared with field validation).
+pub(crate) use crate::validation::go_quote;
 
 /// `field.Invalid(path, value, detail).Error()`; `path` is `<nil>` for the root path.
 pub(crate) fn invalid(path: &str, value_repr: &str, detail: &str) -> String {

@@ -14,6 +14,7 @@ mod selector;
 mod update;
 mod workloads;
 
+pub(crate) use cause::go_quote;
 pub use cause::Cause;
 pub use fields::{check_fields, TypeError};
 pub use quantity::parse as parse_quantity;
