@@ -1,9 +1,20 @@
 //! Controllers reconciling the cluster toward its desired state, on kube-runtime.
 
+pub mod cronjob;
+pub mod daemonset;
+pub mod deployment;
+pub mod expectations;
+pub mod gc;
 pub mod informer;
+pub mod job;
 pub mod local_path;
+pub mod namespace;
 pub mod node_lifecycle;
+pub mod pods;
 pub mod replicaset;
+pub mod resourcequota;
+pub mod serviceaccount;
+pub mod statefulset;
 
 /// Errors of the controllers.
 #[derive(Debug, thiserror::Error)]

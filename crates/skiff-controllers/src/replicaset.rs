@@ -2,10 +2,10 @@
 //! owner's selector, adopting orphans, releasing pods relabelled out of the selector, creating
 //! in slow-start batches guarded by expectations, and deleting surplus pods by upstream rank.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -18,12 +18,12 @@ use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
+use crate::expectations::Expectation;
+use crate::pods::{controller_ref, is_active, is_available, ready_since, selector_matches};
 use crate::Error;
 
 /// upstream: `burstReplicas`, the most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
-/// upstream: `ExpectationsTimeout`, after which unmet expectations are ignored.
-const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often every owner is looked at again (availability after minReadySeconds, timeouts).
 const RESYNC: Duration = Duration::from_secs(1);
 
@@ -145,66 +145,6 @@ impl Owner {
     }
 }
 
-/// Whether `labels` satisfy `selector` (matchLabels and matchExpressions). An empty selector
-/// matches nothing, as upstream's controllers treat it.
-fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let ml = selector.match_labels.as_ref().filter(|m| !m.is_empty());
-    let me = selector.match_expressions.as_ref().filter(|m| !m.is_empty());
-    if ml.is_none() && me.is_none() {
-        return false;
-    }
-    let labels_ok = ml.is_none_or(|ml| ml.iter().all(|(k, v)| labels.get(k) == Some(v)));
-    let exprs_ok = me.is_none_or(|me| {
-        me.iter().all(|e| {
-            let values = e.values.as_deref().unwrap_or_default();
-            let got = labels.get(&e.key);
-            match e.operator.as_str() {
-                "In" => got.is_some_and(|v| values.contains(v)),
-                "NotIn" => got.is_none_or(|v| !values.contains(v)),
-                "Exists" => got.is_some(),
-                "DoesNotExist" => got.is_none(),
-                _ => false,
-            }
-        })
-    });
-    labels_ok && exprs_ok
-}
-
-fn controller_ref(pod: &Pod) -> Option<&OwnerReference> {
-    pod.metadata
-        .owner_references
-        .as_ref()?
-        .iter()
-        .find(|r| r.controller == Some(true))
-}
-
-/// upstream: `IsPodActive` — not finished and not terminating.
-fn is_active(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref()).unwrap_or("");
-    phase != "Succeeded" && phase != "Failed" && pod.metadata.deletion_timestamp.is_none()
-}
-
-/// The Ready condition's transition time when the pod is ready.
-fn ready_since(pod: &Pod) -> Option<Option<jiff::Timestamp>> {
-    let c = pod
-        .status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == "Ready")?;
-    (c.status == "True").then(|| c.last_transition_time.as_ref().map(|t| t.0))
-}
-
-fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
-    match ready_since(pod) {
-        None => false,
-        Some(_) if min_ready_seconds <= 0 => true,
-        Some(None) => false,
-        Some(Some(t)) => t + jiff::SignedDuration::from_secs(min_ready_seconds.into()) <= now,
-    }
-}
-
 /// upstream: `ActivePodsWithRanks` ordering; pods first in the order are deleted first.
 fn deletion_order(pods: &mut [Arc<Pod>]) {
     let mut per_node: HashMap<String, usize> = HashMap::new();
@@ -242,20 +182,6 @@ fn deletion_order(pods: &mut [Arc<Pod>]) {
         )
     };
     pods.sort_by_cached_key(|p| rank_key(p));
-}
-
-/// upstream: `ControlleeExpectations` — creations and deletions issued but not yet observed.
-#[derive(Default)]
-struct Expectation {
-    adds: i64,
-    dels: HashSet<String>,
-    at: Option<Instant>,
-}
-
-impl Expectation {
-    fn satisfied(&self) -> bool {
-        (self.adds <= 0 && self.dels.is_empty()) || self.at.is_none_or(|t| t.elapsed() > EXPECTATIONS_TIMEOUT)
-    }
 }
 
 enum Msg {
@@ -550,14 +476,7 @@ impl Controller {
         let want = usize::try_from(owner.replicas.max(0)).unwrap_or(0);
         if active.len() < want {
             let diff = (want - active.len()).min(BURST_REPLICAS);
-            self.expectations.insert(
-                owner.key.clone(),
-                Expectation {
-                    adds: diff as i64,
-                    dels: HashSet::new(),
-                    at: Some(Instant::now()),
-                },
-            );
+            self.expectations.insert(owner.key.clone(), Expectation::adds(diff));
             let pod = self.pod_from_template(owner);
             let pp = PostParams::default();
             let mut done = 0;
@@ -597,11 +516,7 @@ impl Controller {
             let victims = &active[..diff];
             self.expectations.insert(
                 owner.key.clone(),
-                Expectation {
-                    adds: 0,
-                    dels: victims.iter().filter_map(|p| p.uid()).collect(),
-                    at: Some(Instant::now()),
-                },
+                Expectation::dels(victims.iter().filter_map(|p| p.uid())),
             );
             for pod in victims {
                 let dp = DeleteParams {
@@ -725,62 +640,6 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-
-    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    #[test]
-    fn selector_matching() {
-        let expr = |key: &str, op: &str, values: &[&str]| LabelSelector {
-            match_labels: None,
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: key.into(),
-                operator: op.into(),
-                values: Some(values.iter().map(|v| v.to_string()).collect()),
-            }]),
-        };
-        let ml = LabelSelector {
-            match_labels: Some(labels(&[("app", "web")])),
-            match_expressions: None,
-        };
-        let cases = [
-            (
-                "matchLabels hit",
-                ml.clone(),
-                labels(&[("app", "web"), ("x", "y")]),
-                true,
-            ),
-            ("matchLabels miss", ml.clone(), labels(&[("app", "db")]), false),
-            (
-                "empty matches nothing",
-                LabelSelector::default(),
-                labels(&[("a", "b")]),
-                false,
-            ),
-            ("In", expr("tier", "In", &["a", "b"]), labels(&[("tier", "b")]), true),
-            ("In missing", expr("tier", "In", &["a"]), labels(&[]), false),
-            ("NotIn missing", expr("tier", "NotIn", &["a"]), labels(&[]), true),
-            (
-                "NotIn hit",
-                expr("tier", "NotIn", &["a"]),
-                labels(&[("tier", "a")]),
-                false,
-            ),
-            ("Exists", expr("tier", "Exists", &[]), labels(&[("tier", "")]), true),
-            (
-                "DoesNotExist",
-                expr("tier", "DoesNotExist", &[]),
-                labels(&[("tier", "")]),
-                false,
-            ),
-        ];
-        for (name, sel, l, want) in cases {
-            assert_eq!(selector_matches(&sel, &l), want, "{name}");
-        }
-    }
-
     #[test]
     fn deletion_prefers_unscheduled_pending_notready_newest() {
         let pod = |name: &str, node: Option<&str>, phase: &str, ready: bool, created: &str| -> Arc<Pod> {

@@ -54,6 +54,33 @@ fn default_data_dir() -> PathBuf {
         .join(".skiff")
 }
 
+type Components = tokio::task::JoinSet<anyhow::Result<()>>;
+
+/// Starts the controllers of kube-controller-manager that take only a client.
+fn spawn_controllers(components: &mut Components, client: &kube::Client) {
+    use skiff_controllers as c;
+    macro_rules! spawn {
+        ($($module:ident),*) => {$({
+            let client = client.clone();
+            components.spawn(async move {
+                c::$module::run(client).await.context(concat!(stringify!($module), " controller"))
+            });
+        })*};
+    }
+    spawn!(
+        replicaset,
+        deployment,
+        statefulset,
+        daemonset,
+        job,
+        cronjob,
+        gc,
+        namespace,
+        serviceaccount,
+        resourcequota
+    );
+}
+
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
@@ -70,7 +97,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         grace_period: Duration::from_secs(args.node_monitor_grace_period),
         ..Default::default()
     };
-    let mut components = tokio::task::JoinSet::new();
+    let mut components = Components::new();
     let c = client.clone();
     components.spawn(async move {
         skiff_controllers::node_lifecycle::run(c, lifecycle)
@@ -86,12 +113,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .await
             .context("local-path provisioner")
     });
-    let c = client.clone();
-    components.spawn(async move {
-        skiff_controllers::replicaset::run(c)
-            .await
-            .context("replicaset controller")
-    });
+    spawn_controllers(&mut components, &client);
     let c = client.clone();
     components.spawn(async move {
         skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
