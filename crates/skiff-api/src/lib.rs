@@ -6,6 +6,8 @@ pub mod defaults;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod quantity;
+pub mod quota;
 pub mod registry;
 pub mod selector;
 pub mod table;

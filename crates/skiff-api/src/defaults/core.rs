@@ -133,3 +133,29 @@ pub(crate) fn storage_class(obj: &mut Map<String, Value>) {
     set(obj, "reclaimPolicy", json!("Delete"));
     set(obj, "volumeBindingMode", json!("Immediate"));
 }
+
+/// LimitRange: a Container item's default limit falls back to max, its default request to the
+/// default limit, then to min (upstream `SetDefaults_LimitRangeItem`).
+pub(crate) fn limit_range(obj: &mut Map<String, Value>) {
+    let Some(spec) = child(obj, "spec") else { return };
+    for item in each(spec, "limits") {
+        if item.get("type").and_then(Value::as_str) != Some("Container") {
+            continue;
+        }
+        let mut fill = |to: &str, from: &str| {
+            let src = item.get(from).and_then(Value::as_object).cloned().unwrap_or_default();
+            if src.is_empty() {
+                return;
+            }
+            let dst = item.entry(to).or_insert_with(|| json!({}));
+            if let Some(dst) = dst.as_object_mut() {
+                for (k, v) in src {
+                    dst.entry(k).or_insert(v);
+                }
+            }
+        };
+        fill("default", "max");
+        fill("defaultRequest", "default");
+        fill("defaultRequest", "min");
+    }
+}

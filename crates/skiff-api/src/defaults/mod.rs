@@ -24,6 +24,7 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
         ("", "PersistentVolumeClaim") => core::pvc(m),
         ("", "PersistentVolume") => core::pv(m),
         ("", "Node") => core::node(m),
+        ("", "LimitRange") => core::limit_range(m),
         ("", "Endpoints") | ("discovery.k8s.io", "EndpointSlice") => core::endpoints(m),
         ("apps", "Deployment") => workloads::deployment(m),
         ("apps", "ReplicaSet") => workloads::replica_set(m),

@@ -141,6 +141,18 @@ fn kinds_get_the_upstream_shape() {
             json!({"metadata": {"name": "sc"}, "provisioner": "example.com/p"}),
             json!({"metadata": {"name": "sc"}, "provisioner": "example.com/p", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}),
         ),
+        (
+            "limitrange: default limit from max, default request from default then min",
+            "v1",
+            "LimitRange",
+            json!({"metadata": {"name": "l"}, "spec": {"limits": [
+                {"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"}},
+                {"type": "Pod", "max": {"cpu": "4"}}]}}),
+            json!({"metadata": {"name": "l"}, "spec": {"limits": [
+                {"type": "Container", "max": {"cpu": "2"}, "min": {"memory": "64Mi"},
+                    "default": {"cpu": "2"}, "defaultRequest": {"cpu": "2", "memory": "64Mi"}},
+                {"type": "Pod", "max": {"cpu": "4"}}]}}),
+        ),
     ];
     for (name, api_version, kind, input, want) in cases {
         assert_eq!(defaulted(api_version, kind, input), want, "{name}");
