@@ -18,6 +18,8 @@ pub struct ApiServer {
     pub admin_token: String,
     /// Serializes Service address and port allocation.
     pub service_lock: tokio::sync::Mutex<()>,
+    /// Serializes ResourceQuota charging (check `used`, then write it).
+    pub quota_lock: tokio::sync::Mutex<()>,
     /// `tolerationSeconds` of the default not-ready/unreachable tolerations given to pods
     /// (kube-apiserver's `--default-unreachable-toleration-seconds`, 300).
     default_toleration_seconds: std::sync::atomic::AtomicI64,
@@ -31,6 +33,7 @@ impl ApiServer {
             cache,
             admin_token,
             service_lock: tokio::sync::Mutex::new(()),
+            quota_lock: tokio::sync::Mutex::new(()),
             default_toleration_seconds: std::sync::atomic::AtomicI64::new(300),
         }
     }

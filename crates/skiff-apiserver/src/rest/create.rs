@@ -101,6 +101,7 @@ pub fn prepare(server: &ApiServer, req: &Request, obj: &mut Value) -> ApiResult<
         return Err(ApiError::invalid(def, &name, &causes));
     }
     check_namespace(server, def, req.target.namespace.as_deref(), &name)?;
+    admission::validate_create(server, def, obj)?;
     Ok(warnings)
 }
 
@@ -138,6 +139,7 @@ pub async fn persist(server: &ApiServer, req: &Request, mut obj: Value, warnings
         }
         false => None,
     };
+    admission::charge_quota(server, def, &obj, req.query.is_dry_run()).await?;
     let created = if req.query.is_dry_run() {
         Arc::new(obj)
     } else {
