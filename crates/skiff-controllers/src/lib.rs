@@ -5,6 +5,7 @@ pub mod daemonset;
 pub mod deployment;
 pub mod expectations;
 pub mod gc;
+pub mod history;
 pub mod informer;
 pub mod job;
 pub mod local_path;
