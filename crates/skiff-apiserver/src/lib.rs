@@ -11,7 +11,6 @@ pub mod discovery;
 pub mod errors;
 pub mod local;
 pub mod meta;
-pub mod namespaces;
 pub mod output;
 pub mod request;
 pub mod rest;
@@ -140,14 +139,11 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     bootstrap::run(&server, addr)
         .await
         .map_err(|e| StartError::Bootstrap(e.message))?;
-    let tasks = vec![
-        tokio::spawn(namespaces::run(server.clone())),
-        tokio::spawn(server::serve(
-            listener,
-            pki.server_config()?,
-            server::router(server.clone()),
-        )),
-    ];
+    let tasks = vec![tokio::spawn(server::serve(
+        listener,
+        pki.server_config()?,
+        server::router(server.clone()),
+    ))];
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server ready");
     Ok(Running {
         addr,

@@ -184,8 +184,15 @@ where
         }
         // This update removed the last finalizer of an object whose deletion has no grace
         // period left: the deletion completes (upstream `shouldDeleteDuringUpdate`).
-        let finalized = meta::has_finalizers(&cur_view)
-            && !meta::has_finalizers(&merged)
+        // A namespace also waits for its spec.finalizers (upstream `ShouldDeleteNamespaceDuringUpdate`).
+        let held = |v: &Value| {
+            meta::has_finalizers(v)
+                || (def.kind == "Namespace"
+                    && def.group.is_empty()
+                    && v["spec"]["finalizers"].as_array().is_some_and(|a| !a.is_empty()))
+        };
+        let finalized = held(&cur_view)
+            && !held(&merged)
             && cur_view["metadata"]["deletionTimestamp"].is_string()
             && merged["metadata"]["deletionGracePeriodSeconds"].as_i64() == Some(0);
         if finalized {
