@@ -62,12 +62,29 @@ fn cronjob_ref(cj: &CronJob) -> ObjectReference {
 }
 
 async fn event(ctx: &Ctx, cj: &CronJob, type_: EventType, reason: &str, note: String) {
+    event_about(ctx, cj, type_, reason, note, None).await;
+}
+
+/// An event that concerns one Job too: naming it keeps events about different Jobs apart
+/// (the recorder would otherwise fold them into one series, unlike upstream).
+async fn event_about(
+    ctx: &Ctx,
+    cj: &CronJob,
+    type_: EventType,
+    reason: &str,
+    note: String,
+    related: Option<ObjectReference>,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
         action: reason.into(),
-        secondary: None,
+        // Without a version, so repeats of one event about one Job fold into a series.
+        secondary: related.map(|r| ObjectReference {
+            resource_version: None,
+            ..r
+        }),
     };
     if let Err(e) = ctx.recorder.publish(&ev, &cronjob_ref(cj)).await {
         tracing::debug!(error = %e, "publishing a cronjob event failed");
@@ -195,12 +212,12 @@ async fn sync_cronjob(
                 "Saw a job that the controller did not create or forgot: {}",
                 j.name_any()
             );
-            event(ctx, cj, EventType::Warning, "UnexpectedJob", note).await;
+            event_about(ctx, cj, EventType::Warning, "UnexpectedJob", note, Some(job_ref(j))).await;
         } else if let (true, Some(how)) = (found, done) {
             remove_active(status, &juid);
             *update = true;
             let note = format!("Saw completed job: {}, status: {how}", j.name_any());
-            event(ctx, cj, EventType::Normal, "SawCompletedJob", note).await;
+            event_about(ctx, cj, EventType::Normal, "SawCompletedJob", note, Some(job_ref(j))).await;
         } else if done == Some("Complete") {
             let completed = j.status.as_ref().and_then(|s| s.completion_time.clone());
             if let Some(t) = completed {
@@ -219,14 +236,8 @@ async fn sync_cronjob(
         }
         let name = r.name.clone().unwrap_or_default();
         if jobs_api.get_opt(&name).await?.is_none() {
-            event(
-                ctx,
-                cj,
-                EventType::Normal,
-                "MissingJob",
-                format!("Active job went missing: {name}"),
-            )
-            .await;
+            let note = format!("Active job went missing: {name}");
+            event_about(ctx, cj, EventType::Normal, "MissingJob", note, Some(r.clone())).await;
             if let Some(st) = cj.status.as_mut() {
                 remove_active(st, r.uid.as_deref().unwrap_or_default());
             }
@@ -346,7 +357,7 @@ async fn sync_cronjob(
     let created = match jobs_api.create(&PostParams::default(), &req).await {
         Ok(j) => {
             let note = format!("Created job {}", j.name_any());
-            event(ctx, cj, EventType::Normal, "SuccessfulCreate", note).await;
+            event_about(ctx, cj, EventType::Normal, "SuccessfulCreate", note, Some(job_ref(&j))).await;
             j
         }
         Err(kube::Error::Api(e)) if e.code == 409 && e.reason == "AlreadyExists" => {
@@ -404,18 +415,13 @@ async fn delete_job(ctx: &Ctx, cj: &mut CronJob, job: &Job) -> Result<(), Error>
             if let Some(st) = cj.status.as_mut() {
                 remove_active(st, uid(&job.metadata));
             }
-            event(
-                ctx,
-                cj,
-                EventType::Normal,
-                "SuccessfulDelete",
-                format!("Deleted job {}", job.name_any()),
-            )
-            .await;
+            let note = format!("Deleted job {}", job.name_any());
+            event_about(ctx, cj, EventType::Normal, "SuccessfulDelete", note, Some(job_ref(job))).await;
             Ok(())
         }
         Err(e) => {
-            event(ctx, cj, EventType::Warning, "FailedDelete", format!("Deleted job: {e}")).await;
+            let note = format!("Deleted job: {e}");
+            event_about(ctx, cj, EventType::Warning, "FailedDelete", note, Some(job_ref(job))).await;
             Err(e.into())
         }
     }

@@ -111,10 +111,21 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// (name, schedule, created, last schedule, deadline, now, want most recent, want missed)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<i64>,
+        &'a str,
+        Option<&'a str>,
+        i64,
+    );
+
     #[test]
     fn most_recent_schedule_time() {
-        // (name, schedule, created, last schedule, deadline, now, want most recent, want missed)
-        let cases: &[(&str, &str, &str, Option<&str>, Option<i64>, &str, Option<&str>, i64)] = &[
+        let cases: &[Case] = &[
             (
                 "nothing due yet",
                 "0 * * * *",

@@ -73,11 +73,14 @@ mod tests {
         .unwrap()
     }
 
+    /// (name, succeeded pods, failed pods, now, seconds left)
+    type Case = (&'static str, Vec<Pod>, Vec<Pod>, &'static str, u64);
+
     #[test]
     fn exponential_backoff() {
         let t0: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
         let f = |s: &str| finished(s, "Failed");
-        let cases: Vec<(&str, Vec<Pod>, Vec<Pod>, &str, u64)> = vec![
+        let cases: Vec<Case> = vec![
             ("no failures", vec![], vec![], "2024-01-01T00:00:00Z", 0),
             (
                 "one failure: 10s",

@@ -201,7 +201,8 @@ impl Controller {
                 match r {
                     Ok(pod) => {
                         let note = format!("Created pod: {}", pod.name_any());
-                        self.event(job, EventType::Normal, "SuccessfulCreate", note).await;
+                        self.event_about(job, EventType::Normal, "SuccessfulCreate", note, Some(&pod))
+                            .await;
                     }
                     Err(e) => {
                         self.lower_adds(key, 1);
@@ -260,14 +261,16 @@ impl Controller {
                         ctx.ready -= 1;
                     }
                     let note = format!("Deleted pod: {}", pod.name_any());
-                    self.event(job, EventType::Normal, "SuccessfulDelete", note).await;
+                    self.event_about(job, EventType::Normal, "SuccessfulDelete", note, Some(pod))
+                        .await;
                 }
                 Err(e) => {
                     if let Some(x) = self.expectations.get_mut(key) {
                         x.dels.remove(uid(pod));
                     }
                     let note = format!("Error deleting: {e}");
-                    self.event(job, EventType::Warning, "FailedDelete", note).await;
+                    self.event_about(job, EventType::Warning, "FailedDelete", note, Some(pod))
+                        .await;
                     err = Some(e);
                 }
             }

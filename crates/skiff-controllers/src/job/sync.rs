@@ -125,6 +125,19 @@ pub(super) struct JobCtx {
 
 impl Controller {
     pub(super) async fn event(&self, job: &Job, type_: EventType, reason: &str, note: String) {
+        self.event_about(job, type_, reason, note, None).await;
+    }
+
+    /// An event that concerns one pod too: naming it keeps events about different pods
+    /// apart (the recorder would otherwise fold them into one series, unlike upstream).
+    pub(super) async fn event_about(
+        &self,
+        job: &Job,
+        type_: EventType,
+        reason: &str,
+        note: String,
+        related: Option<&Pod>,
+    ) {
         let reference = ObjectReference {
             api_version: Some("batch/v1".into()),
             kind: Some("Job".into()),
@@ -139,7 +152,7 @@ impl Controller {
             reason: reason.into(),
             note: Some(note),
             action: reason.into(),
-            secondary: None,
+            secondary: related.map(pod_ref),
         };
         if let Err(e) = self.recorder.publish(&ev, &reference).await {
             tracing::debug!(error = %e, "publishing a job event failed");
@@ -585,12 +598,26 @@ impl Controller {
                         deleted_ready += 1;
                     }
                     let note = format!("Deleted pod: {}", pod.name_any());
-                    self.event(job, EventType::Normal, "SuccessfulDelete", note).await;
+                    self.event_about(job, EventType::Normal, "SuccessfulDelete", note, Some(pod))
+                        .await;
                 }
                 Err(e) => err = Some(e.into()),
             }
         }
         (deleted_ready, deleted, err)
+    }
+}
+
+/// A reference to a pod, for events.
+pub(super) fn pod_ref(p: &Pod) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: p.metadata.name.clone(),
+        namespace: p.metadata.namespace.clone(),
+        uid: p.metadata.uid.clone(),
+        resource_version: None,
+        field_path: None,
     }
 }
 
