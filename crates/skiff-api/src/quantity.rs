@@ -101,6 +101,15 @@ pub fn format_milli(milli: i64, binary: bool) -> String {
     v.to_string()
 }
 
+/// A quantity as JSON holds it: a string, or a bare number (YAML `cpu: 2`), as upstream accepts.
+pub fn from_json(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 /// Whether a quantity is written with a binary suffix (`Ki`…`Ei`).
 pub fn is_binary(q: &str) -> bool {
     q.trim_end().ends_with('i')

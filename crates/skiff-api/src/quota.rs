@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::quantity::{format_milli, is_binary, milli_value};
+use crate::quantity::{format_milli, from_json, is_binary, milli_value};
 
 /// An amount of one quota resource, in thousandths, remembering whether it prints in binary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub fn parse_list(list: &Value) -> Usage {
     list.as_object()
         .map(|m| {
             m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), Amount::parse(v.as_str()?))))
+                .filter_map(|(k, v)| Some((k.clone(), Amount::parse(&from_json(v)?))))
                 .collect()
         })
         .unwrap_or_default()
@@ -166,9 +166,8 @@ pub fn usage(group: &str, plural: &str, obj: &Value, now: jiff::Timestamp) -> Us
         }
         ("", "persistentvolumeclaims") => {
             u.insert("persistentvolumeclaims".into(), Amount::count(1));
-            let storage = obj["spec"]["resources"]["requests"]["storage"]
-                .as_str()
-                .map(Amount::parse)
+            let storage = from_json(&obj["spec"]["resources"]["requests"]["storage"])
+                .map(|q| Amount::parse(&q))
                 .unwrap_or_default();
             u.insert("requests.storage".into(), storage);
             if let Some(class) = obj["spec"]["storageClassName"].as_str().filter(|c| !c.is_empty()) {

@@ -81,6 +81,8 @@ pub struct Running {
     pub kubeconfig: PathBuf,
     /// Shared state (store, cache, credentials).
     pub server: Arc<ApiServer>,
+    /// The cluster CA certificate (PEM), published to namespaces as `kube-root-ca.crt`.
+    pub ca_pem: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -150,6 +152,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         url,
         kubeconfig,
         server,
+        ca_pem: pki.ca_pem.clone(),
         tasks,
     })
 }

@@ -7,12 +7,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::{Event, EventType, Recorder, Reporter};
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
@@ -495,7 +495,7 @@ impl Controller {
                         }
                         Err(e) => {
                             self.lower_adds(&owner.key, 1);
-                            let note = format!("Error creating: {e}");
+                            let note = format!("Error creating: {}", crate::events::error_text(&e));
                             self.event(owner, EventType::Warning, "FailedCreate", "Create", note)
                                 .await;
                             failure = Some(e);
@@ -537,7 +537,7 @@ impl Controller {
                             x.dels.remove(&pod.uid().unwrap_or_default());
                         }
                         if !matches!(&e, kube::Error::Api(a) if a.code == 404) {
-                            let note = format!("Error deleting: {e}");
+                            let note = format!("Error deleting: {}", crate::events::error_text(&e));
                             self.event(owner, EventType::Warning, "FailedDelete", "Delete", note)
                                 .await;
                         }

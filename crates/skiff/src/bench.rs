@@ -7,6 +7,8 @@ use clap::Subcommand;
 
 #[path = "bench_api/mod.rs"]
 pub mod api;
+#[path = "bench_controllers.rs"]
+pub mod controllers;
 
 /// What to measure.
 #[derive(Subcommand)]
@@ -65,6 +67,28 @@ pub enum What {
         /// Pods measured.
         #[arg(long, default_value_t = 10_000)]
         pods: usize,
+        /// Directory for the data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Deployments on simulated nodes with every controller: time until all are Available,
+    /// Deployments/s, pods/s and peak memory.
+    Controllers {
+        /// Deployments created.
+        #[arg(long, default_value_t = 1_000)]
+        deployments: usize,
+        /// Replicas of each Deployment.
+        #[arg(long, default_value_t = 10)]
+        replicas: i32,
+        /// Simulated nodes.
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
+        /// Concurrent creates.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Seconds to wait for every Deployment to be Available.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
         /// Directory for the data.
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -138,6 +162,24 @@ pub async fn run(what: What) -> anyhow::Result<()> {
                 ..Default::default()
             };
             println!("{}", skiff_scheduler::bench::run(opts).await?);
+        }
+        What::Controllers {
+            deployments,
+            replicas,
+            nodes,
+            concurrency,
+            timeout,
+            dir,
+        } => {
+            let opts = controllers::Opts {
+                deployments,
+                replicas,
+                nodes,
+                concurrency,
+                dir,
+                timeout: Duration::from_secs(timeout),
+            };
+            print!("{}", controllers::run(opts).await?);
         }
         What::Pods { pods, rate, dir } => {
             let opts = skiff_agent::process::bench::BenchOpts {

@@ -54,10 +54,11 @@ fn default_data_dir() -> PathBuf {
         .join(".skiff")
 }
 
-type Components = tokio::task::JoinSet<anyhow::Result<()>>;
+/// The tasks of every component in this process.
+pub type Components = tokio::task::JoinSet<anyhow::Result<()>>;
 
 /// Starts the controllers of kube-controller-manager that take only a client.
-fn spawn_controllers(components: &mut Components, client: &kube::Client) {
+pub fn spawn_controllers(components: &mut Components, client: &kube::Client) {
     use skiff_controllers as c;
     macro_rules! spawn {
         ($($module:ident),*) => {$({
@@ -76,7 +77,6 @@ fn spawn_controllers(components: &mut Components, client: &kube::Client) {
         cronjob,
         gc,
         namespace,
-        serviceaccount,
         resourcequota
     );
 }
@@ -114,6 +114,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("local-path provisioner")
     });
     spawn_controllers(&mut components, &client);
+    let (c, ca) = (client.clone(), running.ca_pem.clone());
+    components.spawn(async move {
+        skiff_controllers::serviceaccount::run_with(c, Some(ca))
+            .await
+            .context("serviceaccount controller")
+    });
     let c = client.clone();
     components.spawn(async move {
         skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())

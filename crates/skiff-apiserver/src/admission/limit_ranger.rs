@@ -3,7 +3,7 @@
 //! their min, max and limit/request ratio.
 
 use serde_json::{json, Map, Value};
-use skiff_api::quantity::milli_value;
+use skiff_api::quantity::{from_json, milli_value};
 
 /// The annotation naming what the plugin set.
 const ANNOTATION: &str = "kubernetes.io/limit-ranger";
@@ -124,7 +124,7 @@ fn pod_total(pod: &Value, field: &str) -> Value {
     let mut totals: std::collections::BTreeMap<String, i64> = Default::default();
     for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
         for (k, v) in c["resources"][field].as_object().into_iter().flatten() {
-            *totals.entry(k.clone()).or_default() += milli_value(v.as_str().unwrap_or("0"));
+            *totals.entry(k.clone()).or_default() += milli_value(&from_json(v).unwrap_or_default());
         }
     }
     for (k, v) in totals {
@@ -135,9 +135,9 @@ fn pod_total(pod: &Value, field: &str) -> Value {
 
 /// upstream `minConstraint`, `maxConstraint` and `limitRequestRatioConstraint` for one item.
 fn check(item: &Value, ty: &str, requests: &Value, limits: &Value, errs: &mut Vec<String>) {
-    let get = |l: &Value, k: &str| l[k].as_str().map(|s| (s.to_string(), milli_value(s)));
+    let get = |l: &Value, k: &str| from_json(&l[k]).map(|s| (s.clone(), milli_value(&s)));
     for (k, min) in item["min"].as_object().into_iter().flatten() {
-        let min_s = min.as_str().unwrap_or_default();
+        let min_s = &from_json(min).unwrap_or_default();
         let enforced = milli_value(min_s);
         match (get(requests, k), get(limits, k)) {
             (None, _) => errs.push(format!(
@@ -153,7 +153,7 @@ fn check(item: &Value, ty: &str, requests: &Value, limits: &Value, errs: &mut Ve
         }
     }
     for (k, max) in item["max"].as_object().into_iter().flatten() {
-        let max_s = max.as_str().unwrap_or_default();
+        let max_s = &from_json(max).unwrap_or_default();
         let enforced = milli_value(max_s);
         // upstream `maxRequestConstraint`: a claim has only requests to hold against max.
         if ty == "PersistentVolumeClaim" {
@@ -180,7 +180,7 @@ fn check(item: &Value, ty: &str, requests: &Value, limits: &Value, errs: &mut Ve
         }
     }
     for (k, ratio) in item["maxLimitRequestRatio"].as_object().into_iter().flatten() {
-        let ratio_s = ratio.as_str().unwrap_or_default();
+        let ratio_s = &from_json(ratio).unwrap_or_default();
         let req = get(requests, k).map(|r| r.1).filter(|r| *r != 0);
         let lim = get(limits, k).map(|l| l.1).filter(|l| *l != 0);
         match (req, lim) {

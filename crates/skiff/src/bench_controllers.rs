@@ -1,0 +1,181 @@
+//! `skiff bench controllers`: Deployments of many replicas on many simulated nodes, with every
+//! component `skiff up` runs in this process. Reports the time from the first create until every
+//! Deployment is Available, Deployments/s and pods/s over it, and the process's peak memory.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::PostParams;
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// Benchmark sizes.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    /// Deployments created.
+    pub deployments: usize,
+    /// Replicas of each.
+    pub replicas: i32,
+    /// Simulated nodes.
+    pub nodes: usize,
+    /// Concurrent create requests.
+    pub concurrency: usize,
+    /// Directory for the data (a temporary directory when `None`).
+    pub dir: Option<PathBuf>,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// Runs the benchmark and returns its report.
+pub async fn run(opts: Opts) -> anyhow::Result<String> {
+    let tmp = tempfile::tempdir()?;
+    let dir = opts.dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(&dir))
+        .await
+        .context("starting the API server")?;
+    let client = running.client();
+    let mut components = crate::up::Components::new();
+    crate::up::spawn_controllers(&mut components, &client);
+    let c = client.clone();
+    components.spawn(async move {
+        skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
+            .await
+            .context("scheduler")
+    });
+    let sim = skiff_agent::sim::SimOptions {
+        count: opts.nodes,
+        ..Default::default()
+    };
+    let c = client.clone();
+    components.spawn(async move { skiff_agent::sim::run(c, sim).await.context("simulated nodes") });
+    wait_for_nodes(&client, opts.nodes, opts.timeout).await?;
+    let rss_before = memory_kb("VmRSS");
+
+    let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let (available_tx, mut available_rx) = tokio::sync::mpsc::unbounded_channel();
+    let watch = tokio::spawn(watch_available(api.clone(), opts.replicas, available_tx));
+    let start = Instant::now();
+    let creates = futures::stream::iter(0..opts.deployments)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &deployment(i, opts.replicas)).await }
+        })
+        .buffer_unordered(opts.concurrency.max(1));
+    let failures = creates.filter(|r| futures::future::ready(r.is_err())).count().await;
+    anyhow::ensure!(failures == 0, "{failures} creates failed");
+    let created = start.elapsed();
+
+    let mut first = None;
+    let mut seen = 0usize;
+    let deadline = start + opts.timeout;
+    while seen < opts.deployments {
+        match tokio::time::timeout_at(deadline, available_rx.recv()).await {
+            Ok(Some(())) => {
+                seen += 1;
+                first.get_or_insert_with(|| start.elapsed());
+            }
+            Ok(None) => anyhow::bail!("the watch of Deployments ended"),
+            Err(_) => anyhow::bail!(
+                "only {seen} of {} Deployments Available after {:?}",
+                opts.deployments,
+                opts.timeout
+            ),
+        }
+    }
+    let all = start.elapsed();
+    watch.abort();
+    let peak = memory_kb("VmHWM");
+    components.shutdown().await;
+    running.shutdown().await;
+
+    let pods = opts.deployments * opts.replicas.max(0) as usize;
+    let secs = all.as_secs_f64();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "controllers: {} Deployments x {} replicas on {} simulated nodes ({} pods)",
+        opts.deployments, opts.replicas, opts.nodes, pods
+    )?;
+    writeln!(out, "  created in            {:>8.2} s", created.as_secs_f64())?;
+    writeln!(
+        out,
+        "  first Available after {:>8.2} s",
+        first.unwrap_or_default().as_secs_f64()
+    )?;
+    writeln!(out, "  all Available after   {secs:>8.2} s")?;
+    writeln!(out, "  Deployments/s         {:>8.1}", opts.deployments as f64 / secs)?;
+    writeln!(out, "  pods/s                {:>8.1}", pods as f64 / secs)?;
+    writeln!(out, "  RSS before creates    {:>8} kB", rss_before)?;
+    writeln!(out, "  peak RSS (VmHWM)      {:>8} kB", peak)?;
+    Ok(out)
+}
+
+fn deployment(i: usize, replicas: i32) -> Deployment {
+    let name = format!("bench-{i}");
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "nginx",
+                    "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]}
+            }
+        }
+    }))
+    .unwrap_or_default()
+}
+
+/// Sends one message per Deployment the first time it is Available with every replica.
+async fn watch_available(api: Api<Deployment>, replicas: i32, tx: tokio::sync::mpsc::UnboundedSender<()>) {
+    let mut done = std::collections::HashSet::new();
+    let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()));
+    while let Some(ev) = stream.next().await {
+        let objs = match ev {
+            Ok(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => vec![d],
+            _ => continue,
+        };
+        for d in objs {
+            let status = d.status.as_ref();
+            let available = status.and_then(|s| s.available_replicas).unwrap_or(0) >= replicas
+                && status
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+            if available && done.insert(d.name_any()) && tx.send(()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn wait_for_nodes(client: &Client, nodes: usize, timeout: Duration) -> anyhow::Result<()> {
+    let api: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = api.list_metadata(&Default::default()).await?.items.len();
+        if n >= nodes {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "only {n} of {nodes} nodes registered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A field of /proc/self/status in kB (0 when unreadable).
+fn memory_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
