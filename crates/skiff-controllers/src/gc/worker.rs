@@ -331,21 +331,39 @@ impl Ctx {
     /// then its `orphan` finalizer.
     pub async fn attempt_to_orphan(&self, owner: &Target, dependents: &[Target]) -> Result<Outcome, Error> {
         for d in dependents {
-            let patch = json!({"metadata": {
-                "ownerReferences": [{"$patch": "delete", "uid": owner.uid_text}],
-                "uid": d.uid_text,
-            }});
-            match d
-                .api(&self.client)
-                .patch(&d.name, &PatchParams::default(), &Patch::Strategic(&patch))
-                .await
-            {
-                Ok(_) => tracing::debug!(dependent = %d.name, owner = %owner.name, "orphaned"),
-                // Gone, or another object under the same name: nothing to orphan.
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
-                Err(e) => return Err(e.into()),
+            if self.remove_reference(d, &owner.uid_text).await? == Outcome::Retry {
+                return Ok(Outcome::Retry);
             }
         }
         self.remove_finalizer(owner, ORPHAN).await
+    }
+
+    /// Removes the reference to `owner_uid` from `d` (upstream patches it away; an emptied list
+    /// is left out, as the API server's encoding omits it).
+    async fn remove_reference(&self, d: &Target, owner_uid: &str) -> Result<Outcome, Error> {
+        for _ in 0..5 {
+            let Some(latest) = self.latest(d).await? else {
+                return Ok(Outcome::Done);
+            };
+            let refs = latest.metadata.owner_references.unwrap_or_default();
+            if !refs.iter().any(|r| r.uid == owner_uid) {
+                return Ok(Outcome::Done);
+            }
+            let rest: Vec<&OwnerReference> = refs.iter().filter(|r| r.uid != owner_uid).collect();
+            let rest = if rest.is_empty() { json!(null) } else { json!(rest) };
+            let patch = json!({"metadata": {
+                "uid": d.uid_text,
+                "resourceVersion": latest.metadata.resource_version,
+                "ownerReferences": rest,
+            }});
+            match self.patch_meta(d, &Patch::Merge(patch)).await? {
+                Outcome::Retry => continue,
+                other => {
+                    tracing::debug!(dependent = %d.name, "orphaned");
+                    return Ok(other);
+                }
+            }
+        }
+        Ok(Outcome::Retry)
     }
 }
