@@ -42,6 +42,10 @@ fn selectors_output_formats_and_listing() {
     let k = srv.k();
     k.ok(&["create", "namespace", "sel"]);
     k.ok(&["create", "namespace", "sel2"]);
+    // Every namespace gets the cluster CA ConfigMap, as on a real cluster.
+    common::wait_until(std::time::Duration::from_secs(30), "kube-root-ca.crt in sel", || {
+        k.run(&["get", "cm", "kube-root-ca.crt", "-n", "sel"]).success()
+    });
     let out = k.ok_stdin(&["apply", "-n", "sel", "-f", "-"], LABELLED);
     assert_eq!(
         lines(&out),
@@ -61,14 +65,14 @@ fn selectors_output_formats_and_listing() {
     assert_eq!(sel("env==prod"), cm(&["a"]));
     assert_eq!(
         sel("env!=prod"),
-        cm(&["b", "c", "d"]),
+        cm(&["b", "c", "d", "kube-root-ca.crt"]),
         "!= also matches objects without the key"
     );
     assert_eq!(sel("env in (prod,qa)"), cm(&["a", "c"]));
     assert_eq!(sel("env in (prod, qa)"), cm(&["a", "c"]));
-    assert_eq!(sel("env notin (prod,qa)"), cm(&["b", "d"]));
+    assert_eq!(sel("env notin (prod,qa)"), cm(&["b", "d", "kube-root-ca.crt"]));
     assert_eq!(sel("env"), cm(&["a", "b", "c"]));
-    assert_eq!(sel("!env"), cm(&["d"]));
+    assert_eq!(sel("!env"), cm(&["d", "kube-root-ca.crt"]));
     assert_eq!(sel("env=prod,tier=fe"), cm(&["a"]));
     assert_eq!(sel("env,!tier"), cm(&["c"]));
     assert_eq!(sel("tier in (fe,be),env!=dev"), cm(&["a"]));
@@ -87,7 +91,11 @@ fn selectors_output_formats_and_listing() {
     assert_cells(&t.row("b"), &[("DATA", "2"), ("ENV", "dev"), ("TIER", "be")]);
     assert_cells(&t.row("c"), &[("DATA", "0"), ("ENV", "qa"), ("TIER", "")]);
     assert_cells(&t.row("d"), &[("DATA", "1"), ("ENV", ""), ("TIER", "")]);
-    assert_eq!(t.column("NAME"), ["a", "b", "c", "d"], "lists are sorted by name");
+    assert_eq!(
+        t.column("NAME"),
+        ["a", "b", "c", "d", "kube-root-ca.crt"],
+        "lists are sorted by name"
+    );
     let t = Table::parse(&k.ok(&["get", "cm", "-n", "sel", "--show-labels"]));
     t.assert_headers(&["NAME", "DATA", "AGE", "LABELS"]);
     assert_cells(&t.row("a"), &[("LABELS", "env=prod,tier=fe")]);

@@ -314,6 +314,10 @@ fn label_annotate_scale_set_image_edit_patch_replace() {
     let srv = Server::start();
     let k = srv.k();
     k.ok(&["create", "namespace", "mut"]);
+    // Every namespace gets the cluster CA ConfigMap, as on a real cluster.
+    common::wait_until(std::time::Duration::from_secs(30), "kube-root-ca.crt in mut", || {
+        k.run(&["get", "cm", "kube-root-ca.crt", "-n", "mut"]).success()
+    });
     let n = "mut";
     let jp = |res: &str, path: &str| k.ok(&["get", res, "-n", n, "-o", &format!("jsonpath={path}")]);
     k.ok(&[
@@ -350,7 +354,7 @@ fn label_annotate_scale_set_image_edit_patch_replace() {
     assert_eq!(jp("deploy/web", "{.metadata.labels}"), r#"{"app":"web"}"#);
     assert_eq!(
         lines(&k.ok(&["label", "cm", "--all", "-n", n, "swept=yes"])),
-        ["configmap/cfg labeled"]
+        ["configmap/cfg labeled", "configmap/kube-root-ca.crt labeled"]
     );
     let err = k.fails(&["label", "cm", "cfg", "-n", n, "bad key=x"]);
     assert!(!err.is_empty());
