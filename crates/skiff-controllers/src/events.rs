@@ -26,7 +26,9 @@ const CACHE_SWEEP: usize = 4096;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
-    regarding: (Option<String>, Option<String>, Option<String>, Option<String>),
+    /// kind, namespace, name, uid and field path (not the resourceVersion, which changes with
+    /// every update of the object).
+    regarding: [Option<String>; 5],
     type_: String,
     reason: String,
     action: String,
@@ -58,12 +60,13 @@ impl Recorder {
             EventType::Warning => "Warning",
         };
         let key = Key {
-            regarding: (
+            regarding: [
                 reference.kind.clone(),
                 reference.namespace.clone(),
                 reference.name.clone(),
                 reference.uid.clone(),
-            ),
+                reference.field_path.clone(),
+            ],
             type_: type_.into(),
             reason: ev.reason.clone(),
             action: ev.action.clone(),
