@@ -19,7 +19,7 @@ use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::expectations::Expectation;
-use crate::pods::{controller_ref, is_active, is_available, ready_since, selector_matches};
+use crate::pods::{controller_ref, is_active, is_available, ready_since, selector_matches, trim_for_owner};
 use crate::Error;
 
 /// upstream: `burstReplicas`, the most pods created or deleted in one sync.
@@ -223,9 +223,14 @@ pub async fn run(client: Client) -> Result<(), Error> {
         )
         .filter_map(|e| async move { e.ok().map(Msg::Rc) })
         .boxed(),
-        reflector::reflector(pods_w, watcher(Api::<Pod>::all(client.clone()), cfg).default_backoff())
-            .filter_map(|e| async move { e.ok().map(Msg::Pod) })
-            .boxed(),
+        reflector::reflector(
+            pods_w,
+            watcher(Api::<Pod>::all(client.clone()), cfg)
+                .default_backoff()
+                .modify(trim_for_owner),
+        )
+        .filter_map(|e| async move { e.ok().map(Msg::Pod) })
+        .boxed(),
     ];
     let mut events = futures::stream::select_all(streams);
     let recorder = |controller: &str| {
