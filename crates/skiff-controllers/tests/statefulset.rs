@@ -335,8 +335,17 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
         "OnDelete leaves web-1 alone"
     );
 
-    // A pod that ends Failed is deleted and created again.
-    let old1 = pods_of(&pods, "web").await["web-1"].uid().unwrap();
+    // A pod that ends Failed is deleted and created again. Its node is made dead for the
+    // while, so the simulated node does not report the pod Running again.
+    let victim = pods_of(&pods, "web").await["web-1"].clone();
+    let old1 = victim.uid().unwrap();
+    let node = victim.spec.as_ref().unwrap().node_name.clone().unwrap();
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let dead = |v: &str| json!({"metadata": {"annotations": {"skiff.dev/sim-dead": v}}});
+    nodes
+        .patch(&node, &PatchParams::default(), &Patch::Merge(dead("true")))
+        .await
+        .unwrap();
     pods.patch_status(
         "web-1",
         &PatchParams::default(),
@@ -344,6 +353,17 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     )
     .await
     .unwrap();
+    wait_for("failed web-1 deleted", || async {
+        pods.get_opt("web-1")
+            .await
+            .unwrap()
+            .is_none_or(|p| p.uid().unwrap() != old1 || p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    nodes
+        .patch(&node, &PatchParams::default(), &Patch::Merge(dead("false")))
+        .await
+        .unwrap();
     wait_for("failed web-1 replaced", || async {
         pods_of(&pods, "web")
             .await
@@ -352,7 +372,7 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     })
     .await;
 
-    // History: with a limit of 1, only live revisions and one more are kept.
+    // History: with a limit of 0, only the live revision is kept.
     sets.patch(
         "web",
         &PatchParams::default(),
