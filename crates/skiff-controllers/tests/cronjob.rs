@@ -199,6 +199,39 @@ async fn cronjobs_schedule_track_and_clean_up() {
     let n: i64 = name.strip_prefix("late-").unwrap().parse().unwrap();
     assert!(minutes - n <= 1, "{name} is the latest minute");
 
+    // Forbid and Replace: a long first Job is due at once (the last schedule is a minute
+    // ago); at the next minute Forbid skips and Replace swaps the Job.
+    let long = json!({"jobTemplate": {"metadata": {"labels": {"cron": "x"}}, "spec": {"template": {
+        "metadata": {"annotations": {"skiff.dev/sim-duration": "600s"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "busybox"}]}}}}});
+    let mut firsts = Vec::new();
+    for (name, policy) in [("forbid", "Forbid"), ("replace", "Replace")] {
+        let mut extra = long.clone();
+        extra["concurrencyPolicy"] = json!(policy);
+        extra["jobTemplate"]["metadata"]["labels"]["cron"] = json!(name);
+        let mut cj = cjs.create(&pp, &cronjob(name, "*/1 * * * *", extra)).await.unwrap();
+        let minute_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(61);
+        loop {
+            cj.status = Some(serde_json::from_value(json!({"lastScheduleTime": minute_ago.to_string()})).unwrap());
+            match cjs.replace_status(name, &pp, &cj).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(s)) if s.code == 409 => cj = cjs.get(name).await.unwrap(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let label = format!("cron={name}");
+        wait_for("the first long job", 30, || async {
+            jobs.list(&ListParams::default().labels(&label))
+                .await
+                .unwrap()
+                .items
+                .len()
+                == 1
+        })
+        .await;
+        firsts.push(jobs.list(&ListParams::default().labels(&label)).await.unwrap().items[0].name_any());
+    }
+
     // The every-minute CronJob.
     wait_for("tick creates its job", 75, || async {
         !jobs
@@ -254,6 +287,38 @@ async fn cronjobs_schedule_track_and_clean_up() {
         .last_schedule_time
         .is_none());
     drop(suspended);
+    // By now the next minute came for forbid and replace too.
+    wait_for("forbid skips a run", 75, || async {
+        !event_notes(&client, "forbid", "JobAlreadyActive").await.is_empty()
+    })
+    .await;
+    let forbid_jobs = jobs
+        .list(&ListParams::default().labels("cron=forbid"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        forbid_jobs.iter().map(|j| j.name_any()).collect::<Vec<_>>(),
+        [firsts[0].clone()]
+    );
+    wait_for("replace swaps its job", 75, || async {
+        let names: Vec<String> = jobs
+            .list(&ListParams::default().labels("cron=replace"))
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter(|j| j.metadata.deletion_timestamp.is_none())
+            .map(|j| j.name_any())
+            .collect();
+        names.len() == 1 && names[0] != firsts[1]
+    })
+    .await;
+    assert!(event_notes(&client, "replace", "SuccessfulDelete")
+        .await
+        .contains(&format!("Deleted job {}", firsts[1])));
+    let st = cjs.get("replace").await.unwrap().status.unwrap();
+    assert_eq!(st.active.map(|a| a.len()), Some(1));
 
     ctl.abort();
     job_ctl.abort();

@@ -135,6 +135,16 @@ async fn jobs_complete_fail_suspend_and_expire() {
             json!({"skiff.dev/sim-exit-code": "42"}),
         ),
         job("ttl", json!({"ttlSecondsAfterFinished": 0}), no.clone()),
+        {
+            // OnFailure: the kubelet restarts the container; restarts count against the limit.
+            let mut j = job(
+                "onfail",
+                json!({"backoffLimit": 2}),
+                json!({"skiff.dev/sim-exit-code": "1"}),
+            );
+            j.spec.as_mut().unwrap().template.spec.as_mut().unwrap().restart_policy = Some("OnFailure".into());
+            j
+        },
     ];
     for j in &specs {
         jobs.create(&pp, j).await.unwrap();
@@ -323,6 +333,19 @@ async fn jobs_complete_fail_suspend_and_expire() {
                 .ends_with("failed with exit code 42 matching FailJob rule at index 0"),
         "{c:?}"
     );
+
+    // OnFailure restarts: two restarts reach backoffLimit 2 with a single pod.
+    wait_for("onfail fails", 60, || async {
+        jobs.get("onfail").await.is_ok_and(|j| cond(&j, "Failed").is_some())
+    })
+    .await;
+    let of = jobs.get("onfail").await.unwrap();
+    assert_eq!(
+        cond(&of, "Failed").unwrap().reason.as_deref(),
+        Some("BackoffLimitExceeded")
+    );
+    // Its one pod, restarted in place, was deleted and counted when the Job failed.
+    assert_eq!(of.status.as_ref().unwrap().failed, Some(1));
 
     // ttlSecondsAfterFinished 0: deleted once finished.
     wait_for("ttl job deleted", 30, || async {

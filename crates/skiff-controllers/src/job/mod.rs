@@ -91,9 +91,14 @@ pub async fn run(client: Client) -> Result<(), Error> {
         )
         .filter_map(|e| async move { e.ok().map(Msg::Job) })
         .boxed(),
-        reflector::reflector(pods_w, watcher(Api::<Pod>::all(client.clone()), cfg).default_backoff())
-            .filter_map(|e| async move { e.ok().map(Msg::Pod) })
-            .boxed(),
+        reflector::reflector(
+            pods_w,
+            watcher(Api::<Pod>::all(client.clone()), cfg)
+                .default_backoff()
+                .modify(pod_util::trim_for_job),
+        )
+        .filter_map(|e| async move { e.ok().map(Msg::Pod) })
+        .boxed(),
     ];
     let ttl = tokio::spawn(ttl::run(client.clone(), jobs.clone()));
     let _abort_ttl = AbortOnDrop(ttl);
