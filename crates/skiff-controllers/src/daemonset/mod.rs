@@ -17,12 +17,12 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::events::{error_text, Event, EventType, Recorder, Reporter};
 use crate::expectations::Expectation;
 use crate::history;
 use crate::pods::{controller_of, controller_ref, is_available, ready_since, selector_matches};
@@ -194,16 +194,6 @@ fn oldest_first(pods: &mut [Arc<Pod>]) {
     });
 }
 
-fn pod_ref(namespace: &str, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: Some(name.into()),
-        namespace: Some(namespace.into()),
-        ..Default::default()
-    }
-}
-
 /// One DaemonSet as a sync sees it.
 struct View {
     ds: Arc<DaemonSet>,
@@ -345,16 +335,13 @@ impl Controller {
         }
     }
 
-    async fn event(&self, ds: &DaemonSet, type_: EventType, reason: &str, action: &str, note: String, pod: &str) {
-        let ns = ds.namespace().unwrap_or_default();
+    async fn event(&self, ds: &DaemonSet, type_: EventType, reason: &str, action: &str, note: String) {
         let ev = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: action.into(),
-            // The pod keeps kube's recorder from folding messages about different pods into
-            // one series; only repeats about one pod aggregate, as with client-go.
-            secondary: (!pod.is_empty()).then(|| pod_ref(&ns, pod)),
+            secondary: None,
         };
         let mut r: ObjectReference = ds.object_ref(&());
         r.resource_version = None;
@@ -378,8 +365,7 @@ impl Controller {
             && spec.selector.match_expressions.as_ref().is_none_or(|m| m.is_empty());
         if empty {
             let note = "This daemon set is selecting all pods. A non-empty selector is required.".to_string();
-            self.event(&ds, EventType::Warning, "SelectingAll", "Sync", note, "")
-                .await;
+            self.event(&ds, EventType::Warning, "SelectingAll", "Sync", note).await;
             return Ok(());
         }
         let pods = self.claim_pods(&ds).await?;
@@ -579,15 +565,8 @@ impl Controller {
                                 v.key.0,
                                 p.name_any()
                             );
-                            self.event(
-                                &v.ds,
-                                EventType::Warning,
-                                "FailedDaemonPod",
-                                "Delete",
-                                note,
-                                &p.name_any(),
-                            )
-                            .await;
+                            self.event(&v.ds, EventType::Warning, "FailedDaemonPod", "Delete", note)
+                                .await;
                             delete.push(p.clone());
                         }
                         "Succeeded" => delete.push(p.clone()),
@@ -743,15 +722,15 @@ impl Controller {
                     Ok(p) => {
                         let name = p.name_any();
                         let note = format!("Created pod: {name}");
-                        self.event(&v.ds, EventType::Normal, "SuccessfulCreate", "Create", note, &name)
+                        self.event(&v.ds, EventType::Normal, "SuccessfulCreate", "Create", note)
                             .await;
                     }
                     Err(e) => {
                         self.lower_adds(&v.key, 1);
                         let terminating_ns = matches!(&e, kube::Error::Api(a) if a.code == 403 && a.message.contains("being terminated"));
                         if !terminating_ns {
-                            let note = format!("Error creating: {e}");
-                            self.event(&v.ds, EventType::Warning, "FailedCreate", "Create", note, "")
+                            let note = format!("Error creating: {}", error_text(&e));
+                            self.event(&v.ds, EventType::Warning, "FailedCreate", "Create", note)
                                 .await;
                             failure = Some(e);
                         }
@@ -781,7 +760,7 @@ impl Controller {
             match r {
                 Ok(_) => {
                     let note = format!("Deleted pod: {name}");
-                    self.event(&v.ds, EventType::Normal, "SuccessfulDelete", "Delete", note, &name)
+                    self.event(&v.ds, EventType::Normal, "SuccessfulDelete", "Delete", note)
                         .await;
                 }
                 Err(e) => {
@@ -789,8 +768,8 @@ impl Controller {
                         x.dels.remove(&p.uid().unwrap_or_default());
                     }
                     if !matches!(&e, kube::Error::Api(a) if a.code == 404 || a.code == 409) {
-                        let note = format!("Error deleting: {e}");
-                        self.event(&v.ds, EventType::Warning, "FailedDelete", "Delete", note, &name)
+                        let note = format!("Error deleting: {}", error_text(&e));
+                        self.event(&v.ds, EventType::Warning, "FailedDelete", "Delete", note)
                             .await;
                         failure.get_or_insert(e);
                     }

@@ -17,12 +17,12 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
+use crate::events::{error_text, Event, EventType, Recorder, Reporter};
 use crate::expectations::Expectation;
 use crate::history;
 use crate::pods::{controller_ref, is_available, ready_since, selector_matches};
@@ -311,24 +311,13 @@ impl Controller {
         }
     }
 
-    /// Publishes an event about `set` concerning `related` (a pod or claim). The related object
-    /// keeps kube's recorder from folding different messages into one series: like client-go,
-    /// only repeats of one message about one object aggregate.
-    async fn event(
-        &self,
-        set: &StatefulSet,
-        type_: EventType,
-        reason: &str,
-        action: &str,
-        note: String,
-        related: ObjectReference,
-    ) {
+    async fn event(&self, set: &StatefulSet, type_: EventType, reason: &str, action: &str, note: String) {
         let ev = Event {
             type_,
             reason: reason.into(),
             note: Some(note),
             action: action.into(),
-            secondary: Some(related),
+            secondary: None,
         };
         let mut r: ObjectReference = set.object_ref(&());
         r.resource_version = None;
@@ -673,16 +662,13 @@ impl Controller {
             match res {
                 Ok(_) => {}
                 Err(e) => {
-                    let note = format!("update Pod {name} in StatefulSet {} failed error: {e}", set.name_any());
-                    self.event(
-                        set,
-                        EventType::Warning,
-                        "FailedUpdate",
-                        "Update",
-                        note,
-                        related("Pod", pod),
-                    )
-                    .await;
+                    let note = format!(
+                        "update Pod {name} in StatefulSet {} failed error: {}",
+                        set.name_any(),
+                        error_text(&e)
+                    );
+                    self.event(set, EventType::Warning, "FailedUpdate", "Update", note)
+                        .await;
                     return Err(e.into());
                 }
             }
@@ -723,19 +709,18 @@ impl Controller {
                         "create Claim {name} Pod {pod_name} in StatefulSet {} success",
                         set.name_any()
                     );
-                    let r = related("PersistentVolumeClaim", &claim);
-                    self.event(set, EventType::Normal, "SuccessfulCreate", "Create", note, r)
+                    self.event(set, EventType::Normal, "SuccessfulCreate", "Create", note)
                         .await;
                 }
                 // Created earlier and not in the cache yet.
                 Err(kube::Error::Api(e)) if e.code == 409 => {}
                 Err(e) => {
                     let note = format!(
-                        "create Claim {name} for Pod {pod_name} in StatefulSet {} failed error: {e}",
-                        set.name_any()
+                        "create Claim {name} for Pod {pod_name} in StatefulSet {} failed error: {}",
+                        set.name_any(),
+                        error_text(&e)
                     );
-                    let r = related("PersistentVolumeClaim", &claim);
-                    self.event(set, EventType::Warning, "FailedCreate", "Create", note, r)
+                    self.event(set, EventType::Warning, "FailedCreate", "Create", note)
                         .await;
                     return Err(e.into());
                 }
@@ -807,8 +792,7 @@ impl Controller {
                 match r {
                     Ok(_) => {
                         let note = format!("create Pod {name} in StatefulSet {} successful", set.name_any());
-                        let r = pod_ref(&key.0, &name);
-                        self.event(set, EventType::Normal, "SuccessfulCreate", "Create", note, r)
+                        self.event(set, EventType::Normal, "SuccessfulCreate", "Create", note)
                             .await;
                     }
                     Err(Error::Kube(kube::Error::Api(e))) if e.code == 409 => {
@@ -817,9 +801,15 @@ impl Controller {
                     }
                     Err(e) => {
                         self.lower_adds(&key, 1);
-                        let note = format!("create Pod {name} in StatefulSet {} failed error: {e}", set.name_any());
-                        let r = pod_ref(&key.0, &name);
-                        self.event(set, EventType::Warning, "FailedCreate", "Create", note, r)
+                        let text = match &e {
+                            Error::Kube(k) => error_text(k),
+                            e => e.to_string(),
+                        };
+                        let note = format!(
+                            "create Pod {name} in StatefulSet {} failed error: {text}",
+                            set.name_any()
+                        );
+                        self.event(set, EventType::Warning, "FailedCreate", "Create", note)
                             .await;
                         failure = Some(e);
                     }
@@ -858,15 +848,8 @@ impl Controller {
         match api.delete(&name, &dp).await {
             Ok(_) => {
                 let note = format!("delete Pod {name} in StatefulSet {} successful", set.name_any());
-                self.event(
-                    set,
-                    EventType::Normal,
-                    "SuccessfulDelete",
-                    "Delete",
-                    note,
-                    related("Pod", pod),
-                )
-                .await;
+                self.event(set, EventType::Normal, "SuccessfulDelete", "Delete", note)
+                    .await;
                 Ok(())
             }
             Err(kube::Error::Api(e)) if matches!(e.code, 404 | 409) => {
@@ -879,16 +862,13 @@ impl Controller {
                 if let Some(x) = self.expectations.get_mut(&key) {
                     x.dels.remove(&uid);
                 }
-                let note = format!("delete Pod {name} in StatefulSet {} failed error: {e}", set.name_any());
-                self.event(
-                    set,
-                    EventType::Warning,
-                    "FailedDelete",
-                    "Delete",
-                    note,
-                    related("Pod", pod),
-                )
-                .await;
+                let note = format!(
+                    "delete Pod {name} in StatefulSet {} failed error: {}",
+                    set.name_any(),
+                    error_text(&e)
+                );
+                self.event(set, EventType::Warning, "FailedDelete", "Delete", note)
+                    .await;
                 Err(e.into())
             }
         }
@@ -947,27 +927,6 @@ impl Controller {
             )
             .await;
         ignore_gone(res).map(|_| ())
-    }
-}
-
-/// A reference to a pod or claim by name (no uid: repeats about a recreated pod aggregate).
-fn related<K: Resource<DynamicType = ()>>(kind: &str, obj: &K) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some(kind.into()),
-        name: obj.meta().name.clone(),
-        namespace: obj.meta().namespace.clone(),
-        ..Default::default()
-    }
-}
-
-fn pod_ref(namespace: &str, name: &str) -> ObjectReference {
-    ObjectReference {
-        api_version: Some("v1".into()),
-        kind: Some("Pod".into()),
-        name: Some(name.into()),
-        namespace: Some(namespace.into()),
-        ..Default::default()
     }
 }
 
