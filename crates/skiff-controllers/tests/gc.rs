@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -152,6 +153,32 @@ async fn foreground_waits_for_blocking_dependents_and_orphan_keeps_them() {
     gc.abort();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_dependents_go_with_their_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, client) = start(dir.path()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let gc = tokio::spawn(skiff_controllers::gc::run(client.clone()));
+    let root = cm(&cms, "many", vec![]).await;
+    let made = futures::stream::iter(0..1000)
+        .map(|i| {
+            let cms = cms.clone();
+            let o = owner(&root, false);
+            async move { cm(&cms, &format!("dep-{i}"), vec![o]).await }
+        })
+        .buffer_unordered(16)
+        .count()
+        .await;
+    assert_eq!(made, 1000);
+    let count = || async { cms.list(&ListParams::default()).await.unwrap().items.len() };
+    let before = count().await;
+    let t = std::time::Instant::now();
+    cms.delete("many", &DeleteParams::default()).await.unwrap();
+    wait_for("1000 dependents to go", || async { count().await == before - 1001 }).await;
+    eprintln!("1000 dependents collected in {:?}", t.elapsed());
+    gc.abort();
+}
+
 /// Pods owned by `uid`, not being deleted.
 async fn owned(pods: &Api<Pod>, uid: &str) -> Vec<Pod> {
     pods.list(&ListParams::default())
@@ -277,11 +304,8 @@ async fn replicaset_pods_follow_the_propagation_policy() {
 
     for t in [gc, rsc] {
         t.abort();
-        let _ = t.await;
     }
     sim.abort();
     sched.abort();
-    let _ = (sim.await, sched.await);
-    drop((pods, rss, client));
-    running.shutdown().await;
+    drop(running);
 }

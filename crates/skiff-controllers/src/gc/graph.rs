@@ -449,6 +449,13 @@ mod tests {
     }
 
     #[test]
+    fn nodes_stay_small() {
+        // 30,000 pods cost a few megabytes: keep a node (besides its name and owners) small.
+        assert!(std::mem::size_of::<Node>() <= 112, "{}", std::mem::size_of::<Node>());
+        assert_eq!(std::mem::size_of::<Link>(), 24);
+    }
+
+    #[test]
     fn uids_round_trip_and_fall_back_to_hashing() {
         let s = "0b6c5e1c-2f0a-4c9e-9d4b-5a1f3e2d7c88";
         let (u, canonical) = Uid::parse(s);

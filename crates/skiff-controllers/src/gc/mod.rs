@@ -12,6 +12,7 @@
 pub(crate) mod discovery;
 mod graph;
 mod queue;
+mod slim;
 mod table;
 mod worker;
 
@@ -22,7 +23,6 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
 use tokio::sync::mpsc;
@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use crate::Error;
 use graph::{Graph, Meta, OwnerRef, Res, Uid, Work};
 use queue::Queue;
+use slim::Slim;
 use table::Table;
 use worker::{Ctx, DeleteJob, Outcome, Target, FOREGROUND, ORPHAN};
 
@@ -38,6 +39,9 @@ use worker::{Ctx, DeleteJob, Outcome, Target, FOREGROUND, ORPHAN};
 const WORKERS: usize = 20;
 /// upstream: the collector re-runs discovery every 30 seconds.
 const REDISCOVERY: Duration = Duration::from_secs(30);
+/// How long workers wait for every monitor's first list before starting anyway (a resource
+/// whose list keeps failing must not stop collection of all the others).
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// Events buffered between the watches and the graph.
 const CHANNEL: usize = 4096;
 
@@ -85,6 +89,7 @@ pub async fn run(client: Client) -> Result<(), Error> {
     let mut orphans = Queue::default();
     let mut running: Running = FuturesUnordered::new();
     let mut tick = tokio::time::interval_at(Instant::now() + REDISCOVERY, REDISCOVERY);
+    let sync_deadline = Instant::now() + SYNC_TIMEOUT;
     loop {
         let wake = deletes
             .next_delayed()
@@ -92,6 +97,11 @@ pub async fn run(client: Client) -> Result<(), Error> {
             .chain(orphans.next_delayed())
             .min()
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        let wake = if unsynced.is_empty() {
+            wake
+        } else {
+            wake.min(sync_deadline)
+        };
         tokio::select! {
             msg = rx.recv() => {
                 let Some(msg) = msg else { return Ok(()) };
@@ -145,7 +155,21 @@ pub async fn run(client: Client) -> Result<(), Error> {
         deletes.promote(Instant::now());
         orphans.promote(Instant::now());
         if !unsynced.is_empty() {
-            continue;
+            if Instant::now() < sync_deadline {
+                continue;
+            }
+            let names: Vec<String> = table
+                .read()
+                .map(|t| {
+                    unsynced
+                        .iter()
+                        .filter_map(|r| t.get(*r))
+                        .map(|s| s.group_resource())
+                        .collect()
+                })
+                .unwrap_or_default();
+            tracing::warn!(resources = ?names, "garbage collector: some monitors never synced; collecting anyway");
+            unsynced.clear();
         }
         while running.len() < WORKERS {
             if let Some(uid) = orphans.pop() {
@@ -317,7 +341,7 @@ async fn rediscover(
     for res in &added {
         let Some(served) = t.get(*res) else { continue };
         tracing::debug!(resource = %served.group_resource(), "garbage collector watches");
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), &served.ar);
+        let api: Api<Slim> = Api::all_with(client.clone(), &served.ar);
         let task = monitor(*res, api, table_snapshot(&t), tx.clone());
         if let Some(old) = monitors.0.insert(*res, tokio::spawn(task)) {
             old.abort();
@@ -343,7 +367,7 @@ fn table_snapshot(t: &Table) -> Resolve {
 }
 
 /// One resource's metadata watch, feeding the graph.
-async fn monitor(res: Res, api: Api<PartialObjectMeta<DynamicObject>>, resolve: Resolve, tx: mpsc::Sender<Msg>) {
+async fn monitor(res: Res, api: Api<Slim>, resolve: Resolve, tx: mpsc::Sender<Msg>) {
     let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
     while let Some(ev) = stream.next().await {
         let msg = match ev {
@@ -363,7 +387,7 @@ async fn monitor(res: Res, api: Api<PartialObjectMeta<DynamicObject>>, resolve: 
     }
 }
 
-fn meta(res: Res, o: &PartialObjectMeta<DynamicObject>, resolve: &dyn Fn(&str, &str) -> Option<Res>) -> Meta {
+fn meta(res: Res, o: &Slim, resolve: &dyn Fn(&str, &str) -> Option<Res>) -> Meta {
     let m = &o.metadata;
     let uid_str = m.uid.as_deref().unwrap_or_default();
     let (uid, canonical) = Uid::parse(uid_str);
