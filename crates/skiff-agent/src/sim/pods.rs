@@ -13,8 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
@@ -23,12 +25,16 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::images;
+
 use super::{status, Ctl, Shared, DEAD_ANNOTATION, DURATION_ANNOTATION, EXIT_CODE_ANNOTATION};
 
 /// Delay before retrying a failed write.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// A startup delay at least this long reports the pod Pending (ContainerCreating) first.
 const REPORT_PENDING_AFTER: Duration = Duration::from_millis(500);
+/// How long a failed pull shows ErrImagePull before ImagePullBackOff (kubelet's next sync).
+const ERR_IMAGE_PULL_SHOWN: Duration = Duration::from_secs(3);
 /// upstream: container restart back-off starts at 10 s and doubles up to 5 min.
 const BACKOFF_INITIAL_SECS: u64 = 10;
 const BACKOFF_MAX_SECS: u64 = 300;
@@ -56,6 +62,16 @@ pub(super) enum Stage {
     Running { until: Option<Instant> },
     /// Waiting to restart the containers after they exited.
     BackOff { until: Instant, delay_secs: u64 },
+    /// A container's image cannot be pulled: ErrImagePull, then ImagePullBackOff from
+    /// `backoff_at`, and another attempt at `retry_at`.
+    PullFailed {
+        container: String,
+        image: String,
+        failures: u32,
+        backoff: bool,
+        backoff_at: Instant,
+        retry_at: Instant,
+    },
     /// Terminal.
     Done {
         failed: bool,
@@ -495,6 +511,7 @@ impl Engine {
         }
         let now = Instant::now();
         let mut next: Option<Instant> = None;
+        let mut pull_events = Vec::new();
         if !p.deleting {
             loop {
                 match p.stage {
@@ -503,6 +520,11 @@ impl Engine {
                         p.start_time.get_or_insert(t);
                         if p.ip.is_none() {
                             p.ip = Some(self.ipam[p.node].take(node.pod_base));
+                        }
+                        if let Some(stage) = pull_failure(p, 1, now) {
+                            pull_events.push(images::failed_pull_events(stage_image(&stage)));
+                            p.set_stage(stage, true);
+                            continue;
                         }
                         p.set_stage(
                             Stage::Running {
@@ -572,9 +594,42 @@ impl Engine {
                         next = Some(until);
                         break;
                     }
+                    Stage::PullFailed {
+                        backoff: false,
+                        backoff_at,
+                        ..
+                    } if backoff_at <= now => {
+                        if let Stage::PullFailed { backoff, image, .. } = &mut p.stage {
+                            *backoff = true;
+                            pull_events.push(images::backoff_events(image));
+                        }
+                        p.generation += 1;
+                    }
+                    Stage::PullFailed { retry_at, failures, .. } if retry_at <= now => {
+                        match pull_failure(p, failures + 1, now) {
+                            Some(stage) => {
+                                pull_events.push(images::failed_pull_events(stage_image(&stage)));
+                                p.set_stage(stage, true);
+                            }
+                            // The pod's image was changed to one that exists.
+                            None => p.set_stage(Stage::Starting { at: now }, false),
+                        }
+                    }
+                    Stage::PullFailed {
+                        backoff,
+                        backoff_at,
+                        retry_at,
+                        ..
+                    } => {
+                        next = Some(if backoff { retry_at } else { backoff_at.min(retry_at) });
+                        break;
+                    }
                     Stage::Done { .. } => break,
                 }
             }
+        }
+        for evs in pull_events {
+            publish_pull_events(&self.client, p, &node.cfg.name, evs);
         }
         if let Some(t) = next {
             if p.timer != Some(t) {
@@ -747,6 +802,69 @@ fn status_agrees(pod: &Pod, p: &SimPod) -> bool {
         Stage::Running { .. } => phase == "Running" && ready,
         Stage::BackOff { .. } => phase == "Running" && !ready,
         Stage::Done { failed, .. } => phase == if failed { "Failed" } else { "Succeeded" },
+        Stage::PullFailed { .. } => phase == "Pending",
+    }
+}
+
+/// Records kubelet's image events for the failing container, in order, in the background.
+fn publish_pull_events(client: &Client, p: &SimPod, node: &str, evs: Vec<images::PullEvent>) {
+    let Stage::PullFailed { container, .. } = &p.stage else {
+        return;
+    };
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "kubelet".into(),
+            instance: Some(node.to_string()),
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(p.name.clone()),
+        namespace: Some(p.namespace.clone()),
+        uid: Some(p.uid.clone()),
+        field_path: Some(format!("spec.containers{{{container}}}")),
+        resource_version: None,
+    };
+    tokio::spawn(async move {
+        for e in evs {
+            let ev = KubeEvent {
+                type_: if e.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                },
+                reason: e.reason.into(),
+                note: Some(e.message),
+                action: e.reason.into(),
+                secondary: None,
+            };
+            if let Err(err) = recorder.publish(&ev, &reference).await {
+                tracing::debug!(error = %err, "recording an image event failed");
+            }
+        }
+    });
+}
+
+/// The image-pull failure stage for attempt `failures` if one of the pod's containers has an
+/// image that does not exist.
+fn pull_failure(p: &SimPod, failures: u32, now: Instant) -> Option<Stage> {
+    let c = p.containers.iter().find(|c| !images::exists(&c.image))?;
+    Some(Stage::PullFailed {
+        container: c.name.clone(),
+        image: c.image.clone(),
+        failures,
+        backoff: false,
+        backoff_at: now + ERR_IMAGE_PULL_SHOWN,
+        retry_at: now + images::pull_backoff(failures),
+    })
+}
+
+fn stage_image(stage: &Stage) -> &str {
+    match stage {
+        Stage::PullFailed { image, .. } => image,
+        _ => "",
     }
 }
 

@@ -16,6 +16,7 @@ pub(super) fn patch(p: &SimPod, host_ip: &str) -> Value {
         Stage::BackOff { .. } => ("Running", false, "ContainersNotReady"),
         Stage::Done { failed: false, .. } => ("Succeeded", false, "PodCompleted"),
         Stage::Done { failed: true, .. } => ("Failed", false, "PodFailed"),
+        Stage::PullFailed { .. } => ("Pending", false, "ContainersNotReady"),
     };
     let start = p.start_time.map(rfc3339);
     let terminal = matches!(p.stage, Stage::Done { .. });
@@ -148,6 +149,31 @@ fn container(p: &SimPod, c: &Ctr) -> Value {
                 "reason": "CrashLoopBackOff",
                 "message": format!("back-off {delay_secs}s restarting failed container={} pod={}_{}({})", c.name, p.name, p.namespace, p.uid),
             }});
+        }
+        // upstream: the container whose image cannot be pulled waits (no id, no image id);
+        // the others of the pod run.
+        Stage::PullFailed {
+            container,
+            image,
+            backoff,
+            ..
+        } if *container == c.name => {
+            let (reason, message) = if *backoff {
+                ("ImagePullBackOff", crate::images::backoff_message(image))
+            } else {
+                ("ErrImagePull", crate::images::not_found_message(image))
+            };
+            v["containerID"] = Value::Null;
+            v["image"] = json!(c.image);
+            v["imageID"] = json!("");
+            v["ready"] = json!(false);
+            v["started"] = json!(false);
+            v["state"] = json!({"waiting": {"reason": reason, "message": message}});
+        }
+        Stage::PullFailed { .. } => {
+            v["ready"] = json!(true);
+            v["started"] = json!(true);
+            v["state"] = json!({"running": {"startedAt": rfc3339(p.stage_since)}});
         }
         Stage::Done { exit_code, started, .. } => {
             v["ready"] = json!(false);
