@@ -135,6 +135,12 @@ async fn jobs_complete_fail_suspend_and_expire() {
             json!({"skiff.dev/sim-exit-code": "42"}),
         ),
         job("ttl", json!({"ttlSecondsAfterFinished": 0}), no.clone()),
+        job(
+            "early",
+            json!({"completions": 5, "parallelism": 2, "completionMode": "Indexed",
+                "successPolicy": {"rules": [{"succeededCount": 1}]}}),
+            no.clone(),
+        ),
         {
             // OnFailure: the kubelet restarts the container; restarts count against the limit.
             let mut j = job(
@@ -333,6 +339,18 @@ async fn jobs_complete_fail_suspend_and_expire() {
                 .ends_with("failed with exit code 42 matching FailJob rule at index 0"),
         "{c:?}"
     );
+
+    // successPolicy: one succeeded index is enough; the other indexes never run.
+    wait_for("early completes", 60, || async {
+        jobs.get("early").await.is_ok_and(|j| cond(&j, "Complete").is_some())
+    })
+    .await;
+    let e = jobs.get("early").await.unwrap();
+    let c = cond(&e, "Complete").unwrap();
+    assert_eq!(c.reason.as_deref(), Some("SuccessPolicy"));
+    assert_eq!(c.message.as_deref(), Some("Matched rules at index 0"));
+    assert!(cond(&e, "SuccessCriteriaMet").is_some());
+    assert!(pods_of(&pods, "early").await.len() <= 2, "indexes 2-4 never ran");
 
     // OnFailure restarts: two restarts reach backoffLimit 2 with a single pod.
     wait_for("onfail fails", 60, || async {

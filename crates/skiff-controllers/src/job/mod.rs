@@ -11,6 +11,7 @@ mod failure_policy;
 mod indexes;
 mod manage;
 mod pod_util;
+mod success_policy;
 mod sync;
 mod ttl;
 

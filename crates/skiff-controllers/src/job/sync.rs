@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use super::backoff::Record;
 use super::failure_policy::{self, Action};
 use super::pod_util::{completion_index, has_finalizer, is_failed, is_ready, is_terminating, phase, restarts, uid};
-use super::{indexes, remove_finalizer, Controller, Key};
+use super::{indexes, remove_finalizer, success_policy, Controller, Key};
 use crate::expectations::Expectation;
 use crate::pods::is_active;
 use crate::Error;
@@ -290,6 +290,13 @@ impl Controller {
                     .filter(|i| *i < completions),
             );
             succeeded = succeeded_ix.len() as i32;
+            if finished.is_none() {
+                let policy = p.spec.success_policy.as_ref();
+                if let Some(msg) = policy.and_then(|sp| success_policy::matches(sp, completions, &succeeded_ix)) {
+                    tracing::debug!(job = %key.name, %msg, "success policy met");
+                    finished = Some(condition("SuccessCriteriaMet", "SuccessPolicy", &msg, now));
+                }
+            }
         }
         let mut ctx = JobCtx {
             ready: active_pods.iter().filter(|x| is_ready(x)).count() as i32,
