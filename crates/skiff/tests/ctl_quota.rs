@@ -74,6 +74,10 @@ fn namespaces_get_default_service_account_and_root_ca() {
             k.run(&["get", "sa", "default", "-n", ns]).success()
         });
     }
+    // Pods run as the namespace's default service account unless they name another.
+    k.ok(&["run", "who", "--image=nginx", "-n", "team-a"]);
+    let described = k.ok(&["describe", "pod", "who", "-n", "team-a"]);
+    assert!(described.contains("Service Account:  default"), "{described}");
     // Deleted, both come back.
     k.ok(&["delete", "sa", "default", "-n", "team-a"]);
     k.ok(&["delete", "configmap", "kube-root-ca.crt", "-n", "team-a"]);

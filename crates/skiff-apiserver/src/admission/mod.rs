@@ -5,6 +5,7 @@ mod default_storage_class;
 mod default_toleration_seconds;
 mod limit_ranger;
 mod resource_quota;
+mod service_account;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ use crate::state::ApiServer;
 pub fn mutate_create(server: &ApiServer, def: &ResourceDef, obj: &mut Value) {
     if def.group.is_empty() && def.kind == "Pod" {
         default_toleration_seconds::apply(obj, server.default_toleration_seconds());
+        service_account::apply(obj);
         let ranges = limit_ranges(server, obj);
         limit_ranger::default_pod(obj, &ranges.iter().map(Arc::as_ref).collect::<Vec<_>>());
     }
