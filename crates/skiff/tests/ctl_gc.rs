@@ -201,6 +201,59 @@ fn cascading_deletion_on_simulated_nodes() {
         !exists(&k, ns, "cm/child") && !exists(&k, ns, "cm/grandchild")
     });
 
+    // A Deployment → ReplicaSet → pods chain: orphan keeps both levels, foreground takes
+    // them all before the Deployment (and kubectl waits for it).
+    k.ok(&[
+        "create",
+        "deployment",
+        "chain",
+        "-n",
+        ns,
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    wait_until(T, "2 chain pods Running", || running(&k, ns, "chain-") == 2);
+    let rs_name = k.ok(&[
+        "get",
+        "rs",
+        "-n",
+        ns,
+        "-l",
+        "app=chain",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    k.ok(&["delete", "deploy", "chain", "-n", ns, "--cascade=orphan"]);
+    assert!(!exists(&k, ns, "deploy/chain"));
+    assert!(exists(&k, ns, &format!("rs/{rs_name}")));
+    assert_eq!(
+        field(&k, ns, &format!("rs/{rs_name}"), "{.metadata.ownerReferences}"),
+        ""
+    );
+    assert_eq!(running(&k, ns, "chain-"), 2);
+    k.ok(&["delete", "rs", &rs_name, "-n", ns]);
+    wait_until(T, "the chain pods to go", || pods(&k, ns, "chain-").is_empty());
+    k.ok(&[
+        "create",
+        "deployment",
+        "chain2",
+        "-n",
+        ns,
+        "--image=nginx",
+        "--replicas=2",
+    ]);
+    wait_until(T, "2 chain2 pods Running", || running(&k, ns, "chain2-") == 2);
+    k.ok(&["delete", "deploy", "chain2", "-n", ns, "--cascade=foreground"]);
+    assert!(!exists(&k, ns, "deploy/chain2"));
+    assert_eq!(
+        k.ok(&["get", "rs", "-n", ns, "-l", "app=chain2", "-o", "name"]).trim(),
+        ""
+    );
+    assert!(
+        pods(&k, ns, "chain2-").is_empty(),
+        "the whole chain went before the Deployment"
+    );
+
     // Deleting the namespace removes what is left in it.
     k.ok_stdin(&["apply", "-n", ns, "-f", "-"], &rs("last"));
     wait_until(T, "2 last pods Running", || running(&k, ns, "last-") == 2);
