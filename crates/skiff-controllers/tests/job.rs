@@ -136,6 +136,11 @@ async fn jobs_complete_fail_suspend_and_expire() {
         ),
         job("ttl", json!({"ttlSecondsAfterFinished": 0}), no.clone()),
         job(
+            "perindex",
+            json!({"completions": 3, "parallelism": 3, "completionMode": "Indexed", "backoffLimitPerIndex": 1}),
+            json!({"skiff.dev/sim-exit-code": "1"}),
+        ),
+        job(
             "early",
             json!({"completions": 5, "parallelism": 2, "completionMode": "Indexed",
                 "successPolicy": {"rules": [{"succeededCount": 1}]}}),
@@ -351,6 +356,30 @@ async fn jobs_complete_fail_suspend_and_expire() {
     assert_eq!(c.message.as_deref(), Some("Matched rules at index 0"));
     assert!(cond(&e, "SuccessCriteriaMet").is_some());
     assert!(pods_of(&pods, "early").await.len() <= 2, "indexes 2-4 never ran");
+
+    // backoffLimitPerIndex 1: every index runs twice, then the Job fails with its indexes.
+    wait_for("perindex fails", 60, || async {
+        jobs.get("perindex").await.is_ok_and(|j| cond(&j, "Failed").is_some())
+    })
+    .await;
+    let pi = jobs.get("perindex").await.unwrap();
+    let c = cond(&pi, "Failed").unwrap();
+    assert_eq!(
+        (c.reason.as_deref(), c.message.as_deref()),
+        (Some("FailedIndexes"), Some("Job has failed indexes"))
+    );
+    let st = pi.status.clone().unwrap();
+    assert_eq!((st.failed_indexes.as_deref(), st.failed), (Some("0-2"), Some(6)));
+    let counts: Vec<String> = pods_of(&pods, "perindex")
+        .await
+        .iter()
+        .map(|p| p.annotations()["batch.kubernetes.io/job-index-failure-count"].clone())
+        .collect();
+    assert_eq!(
+        counts.iter().filter(|c| *c == "1").count(),
+        3,
+        "each retry carries the count: {counts:?}"
+    );
 
     // OnFailure restarts: two restarts reach backoffLimit 2 with a single pod.
     wait_for("onfail fails", 60, || async {

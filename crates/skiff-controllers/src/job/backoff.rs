@@ -45,20 +45,26 @@ impl Record {
 
     /// How long to wait before creating pods again.
     pub fn remaining(&self, now: Timestamp) -> Duration {
-        let Some(last) = self.last_failure.filter(|_| self.failures > 0) else {
-            return Duration::ZERO;
-        };
-        let mut backoff = INITIAL;
-        for _ in 1..self.failures {
-            backoff *= 2;
-            if backoff >= MAX {
-                backoff = MAX;
-                break;
-            }
-        }
-        let elapsed = Duration::try_from(now.duration_since(last)).unwrap_or(Duration::ZERO);
-        backoff.saturating_sub(elapsed)
+        remaining_for(self.failures, self.last_failure, now)
     }
+}
+
+/// upstream `getRemainingTimeForFailuresCount`: 10 s doubled per failure after the first,
+/// at most 6 min, counted from the last failure.
+pub fn remaining_for(failures: u32, last_failure: Option<Timestamp>, now: Timestamp) -> Duration {
+    let Some(last) = last_failure.filter(|_| failures > 0) else {
+        return Duration::ZERO;
+    };
+    let mut backoff = INITIAL;
+    for _ in 1..failures {
+        backoff *= 2;
+        if backoff >= MAX {
+            backoff = MAX;
+            break;
+        }
+    }
+    let elapsed = Duration::try_from(now.duration_since(last)).unwrap_or(Duration::ZERO);
+    backoff.saturating_sub(elapsed)
 }
 
 #[cfg(test)]

@@ -30,10 +30,11 @@ pub fn format(ix: &BTreeSet<i32>) -> String {
             end += 1;
             iter.next();
         }
-        parts.push(if start == end {
-            start.to_string()
-        } else {
-            format!("{start}-{end}")
+        // upstream writes a pair as `3,4` and longer runs as `3-5`.
+        parts.push(match end - start {
+            0 => start.to_string(),
+            1 => format!("{start},{end}"),
+            _ => format!("{start}-{end}"),
         });
     }
     parts.join(",")
@@ -50,7 +51,8 @@ mod tests {
             ("0", 5, vec![0], "0"),
             ("0,1,2", 5, vec![0, 1, 2], "0-2"),
             ("1,3-5,7", 10, vec![1, 3, 4, 5, 7], "1,3-5,7"),
-            ("3-9", 5, vec![3, 4], "3-4"),
+            ("3-9", 5, vec![3, 4], "3,4"),
+            ("0-1,5", 10, vec![0, 1, 5], "0,1,5"),
             ("x,2", 5, vec![2], "2"),
         ];
         for (text, completions, want, formatted) in cases {

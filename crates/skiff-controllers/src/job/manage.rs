@@ -13,8 +13,10 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
+use super::per_index;
 use super::pod_util::{
-    completion_index, has_finalizer, is_ready, sort_for_removal, uid, COMPLETION_INDEX, TRACKING_FINALIZER,
+    completion_index, has_finalizer, is_ready, is_terminating, sort_for_removal, uid, COMPLETION_INDEX,
+    TRACKING_FINALIZER,
 };
 use super::remove_finalizer;
 use super::sync::{JobCtx, Params};
@@ -161,7 +163,12 @@ impl Controller {
         if diff <= 0 {
             return Ok(Managed { active });
         }
-        let wait = ctx.backoff.remaining(Timestamp::now());
+        // With backoffLimitPerIndex each index backs off on its own (below).
+        let wait = if p.per_index.is_some() {
+            std::time::Duration::ZERO
+        } else {
+            ctx.backoff.remaining(Timestamp::now())
+        };
         if !wait.is_zero() {
             tracing::debug!(job = %key.name, ?wait, "backing off before creating pods");
             self.requeue(key, wait);
@@ -170,7 +177,28 @@ impl Controller {
         let mut diff = usize::try_from(diff).unwrap_or(0).min(MAX_PER_SYNC);
         let mut indexes: Vec<i32> = Vec::new();
         if p.indexed {
-            indexes = first_pending_indexes(ctx, diff, p.completions.unwrap_or(0));
+            indexes = first_pending_indexes(ctx, p, diff, p.completions.unwrap_or(0));
+            if p.per_index.is_some() {
+                let now = Timestamp::now();
+                let waits: Vec<std::time::Duration> = indexes
+                    .iter()
+                    .map(|ix| per_index::remaining(ctx.delayed.get(ix).map(|x| &**x), now))
+                    .collect();
+                let ready: Vec<i32> = indexes
+                    .iter()
+                    .zip(&waits)
+                    .filter(|(_, w)| w.is_zero())
+                    .map(|(i, _)| *i)
+                    .collect();
+                if ready.is_empty() {
+                    if let Some(wait) = waits.into_iter().min() {
+                        tracing::debug!(job = %key.name, ?wait, "backing off before retrying an index");
+                        self.requeue(key, wait);
+                    }
+                    return Ok(Managed { active });
+                }
+                indexes = ready;
+            }
             diff = indexes.len();
         }
         if diff == 0 {
@@ -192,6 +220,15 @@ impl Controller {
                     let mut pod = template.clone();
                     if let Some(ix) = indexes.get(i) {
                         with_index(&mut pod, &key.name, *ix);
+                        if p.per_index.is_some() {
+                            let replaced = ctx.delayed.get(ix).map(|x| &**x);
+                            let (failures, ignored) = per_index::replacement_counts(p, replaced);
+                            let a = pod.metadata.annotations.get_or_insert_with(Default::default);
+                            a.insert(per_index::FAILURE_COUNT.into(), failures.to_string());
+                            if ignored > 0 {
+                                a.insert(per_index::IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+                            }
+                        }
                     }
                     pod
                 })
@@ -322,11 +359,21 @@ fn ignore_gone<T>(r: Result<T, kube::Error>) -> Result<Option<T>, Error> {
     }
 }
 
-/// upstream `firstPendingIndexes`: the lowest indexes neither succeeded nor running.
-fn first_pending_indexes(ctx: &JobCtx, count: usize, completions: i32) -> Vec<i32> {
-    let running: BTreeSet<i32> = ctx.active_pods.iter().filter_map(|x| completion_index(x)).collect();
+/// upstream `firstPendingIndexes`: the lowest indexes neither succeeded, failed for good, nor
+/// running (nor terminating, when only failed pods are replaced).
+fn first_pending_indexes(ctx: &JobCtx, p: &Params, count: usize, completions: i32) -> Vec<i32> {
+    let mut busy: BTreeSet<i32> = ctx.active_pods.iter().filter_map(|x| completion_index(x)).collect();
+    if p.only_replace_failed {
+        busy.extend(
+            ctx.pods
+                .iter()
+                .filter(|x| is_terminating(x))
+                .filter_map(|x| completion_index(x)),
+        );
+    }
+    let failed = ctx.failed_indexes.as_ref();
     (0..completions)
-        .filter(|i| !ctx.succeeded_indexes.contains(i) && !running.contains(i))
+        .filter(|i| !ctx.succeeded_indexes.contains(i) && !busy.contains(i) && failed.is_none_or(|f| !f.contains(i)))
         .take(count)
         .collect()
 }
@@ -348,7 +395,8 @@ fn pod_template(job: &Job, p: &Params) -> Pod {
             value_from: Some(EnvVarSource {
                 field_ref: Some(ObjectFieldSelector {
                     api_version: None,
-                    field_path: format!("metadata.annotations['{COMPLETION_INDEX}']"),
+                    // upstream (PodIndexLabel): the label, which the pod carries too.
+                    field_path: format!("metadata.labels['{COMPLETION_INDEX}']"),
                 }),
                 ..Default::default()
             }),

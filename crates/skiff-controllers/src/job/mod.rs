@@ -10,6 +10,7 @@ mod backoff;
 mod failure_policy;
 mod indexes;
 mod manage;
+mod per_index;
 mod pod_util;
 mod success_policy;
 mod sync;

@@ -15,13 +15,17 @@ pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 
 /// Drops what the Job controller never reads of a pod — its spec but the node, annotations but
-/// the completion index, managed fields, container details but restarts and exits — so a
+/// the completion index and failure counts, managed fields, container details but restarts and exits — so a
 /// cache of many thousands of pods stays small.
 pub fn trim_for_job(pod: &mut Pod) {
     let m = &mut pod.metadata;
     m.managed_fields = None;
     if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| k == COMPLETION_INDEX);
+        a.retain(|k, _| {
+            k == COMPLETION_INDEX
+                || k == super::per_index::FAILURE_COUNT
+                || k == super::per_index::IGNORED_FAILURE_COUNT
+        });
     }
     if let Some(spec) = pod.spec.as_mut() {
         *spec = PodSpec {

@@ -1,6 +1,6 @@
 //! One Job's reconciliation (upstream `syncJob` and `trackJobStatusAndRemoveFinalizers`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use kube::{Api, ResourceExt};
 use super::backoff::Record;
 use super::failure_policy::{self, Action};
 use super::pod_util::{completion_index, has_finalizer, is_failed, is_ready, is_terminating, phase, restarts, uid};
-use super::{indexes, remove_finalizer, success_policy, Controller, Key};
+use super::{indexes, per_index, remove_finalizer, success_policy, Controller, Key};
 use crate::expectations::Expectation;
 use crate::pods::is_active;
 use crate::Error;
@@ -80,11 +80,13 @@ pub(super) struct Params {
     pub parallelism: i32,
     pub suspended: bool,
     pub only_replace_failed: bool,
+    /// backoffLimitPerIndex, for Indexed Jobs.
+    pub per_index: Option<i32>,
     pub spec: JobSpec,
 }
 
 impl Params {
-    fn of(job: &Job) -> Params {
+    pub(super) fn of(job: &Job) -> Params {
         let spec = job.spec.clone().unwrap_or_default();
         Params {
             indexed: spec.completion_mode.as_deref() == Some("Indexed"),
@@ -92,6 +94,9 @@ impl Params {
             parallelism: spec.parallelism.unwrap_or(1).max(0),
             suspended: spec.suspend == Some(true),
             only_replace_failed: spec.pod_replacement_policy.as_deref() == Some("Failed"),
+            per_index: spec
+                .backoff_limit_per_index
+                .filter(|_| spec.completion_mode.as_deref() == Some("Indexed")),
             spec,
         }
     }
@@ -121,6 +126,10 @@ pub(super) struct JobCtx {
     pub prev_succeeded_indexes: BTreeSet<i32>,
     pub backoff: Record,
     pub finished: Option<JobCondition>,
+    /// Failed indexes, with backoffLimitPerIndex.
+    pub failed_indexes: Option<BTreeSet<i32>>,
+    /// Per index, the failed pod whose removal waits for its replacement.
+    pub delayed: HashMap<i32, Arc<Pod>>,
 }
 
 impl Controller {
@@ -279,6 +288,7 @@ impl Controller {
             }
         }
         let (mut prev_ix, mut succeeded_ix) = (BTreeSet::new(), BTreeSet::new());
+        let mut failed_indexes: Option<BTreeSet<i32>> = None;
         if p.indexed {
             let completions = p.completions.unwrap_or(0);
             prev_ix = indexes::parse(status.completed_indexes.as_deref().unwrap_or(""), completions);
@@ -290,6 +300,25 @@ impl Controller {
                     .filter(|i| *i < completions),
             );
             succeeded = succeeded_ix.len() as i32;
+            if let Some(limit) = p.per_index {
+                let prev = status.failed_indexes.as_deref().unwrap_or("");
+                let failed_ix = per_index::failed_indexes(&p, limit, prev, &pods);
+                if finished.is_none() {
+                    let max = p.spec.max_failed_indexes.and_then(|m| usize::try_from(m).ok());
+                    if max.is_some_and(|m| failed_ix.len() > m) {
+                        let msg = "Job has exceeded the specified maximal number of failed indexes";
+                        finished = Some(condition("FailureTarget", "MaxFailedIndexesExceeded", msg, now));
+                    } else if !failed_ix.is_empty() && (failed_ix.len() + succeeded_ix.len()) as i32 >= completions {
+                        finished = Some(condition(
+                            "FailureTarget",
+                            "FailedIndexes",
+                            "Job has failed indexes",
+                            now,
+                        ));
+                    }
+                }
+                failed_indexes = Some(failed_ix);
+            }
             if finished.is_none() {
                 let policy = p.spec.success_policy.as_ref();
                 if let Some(msg) = policy.and_then(|sp| success_policy::matches(sp, completions, &succeeded_ix)) {
@@ -298,7 +327,13 @@ impl Controller {
                 }
             }
         }
+        let delayed = match &failed_indexes {
+            Some(f) => per_index::delayed_deletion(&p, &pods, &active_pods, &expected_rm, &succeeded_ix, f),
+            None => HashMap::new(),
+        };
         let mut ctx = JobCtx {
+            failed_indexes,
+            delayed,
             ready: active_pods.iter().filter(|x| is_ready(x)).count() as i32,
             terminating: pods.iter().filter(|x| is_terminating(x)).count() as i32,
             pods,
@@ -417,10 +452,15 @@ impl Controller {
                 continue;
             }
             let failed = is_failed(pod, p.only_replace_failed);
+            // upstream `canRemoveFinalizer`; with backoffLimitPerIndex the last failed pod of
+            // an index waits until its replacement carries the failure count on.
+            let delayed = completion_index(pod)
+                .and_then(|ix| ctx.delayed.get(&ix))
+                .is_some_and(|d| uid(d) == uid(pod));
             let can_remove = job.metadata.deletion_timestamp.is_some()
                 || ctx.finished.is_some()
                 || phase(pod) == "Succeeded"
-                || failed;
+                || (failed && !delayed);
             if !can_remove {
                 continue;
             }
@@ -468,6 +508,11 @@ impl Controller {
             }
             st.succeeded = Some(ctx.succeeded_indexes.len() as i32);
             st.completed_indexes = Some(text);
+            let failed_text = ctx.failed_indexes.as_ref().map(indexes::format);
+            if st.failed_indexes != failed_text {
+                st.failed_indexes = failed_text;
+                needs_flush = true;
+            }
         }
         if let Some(c) = ctx.finished.clone() {
             if c.type_ == "FailureTarget" {
