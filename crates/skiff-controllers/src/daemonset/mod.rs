@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Affinity, Node, ObjectReference, Pod, PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -65,10 +65,29 @@ struct Controller {
     dirty: HashSet<Key>,
 }
 
+/// Keeps only what the controller reads of a pod (owners, labels, target node, phase and
+/// readiness), so caching every pod of a large cluster stays cheap.
 fn trim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
-    if let Some(a) = pod.metadata.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            affinity: spec.affinity.map(|a| Affinity {
+                node_affinity: a.node_affinity,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(st) = pod.status.take() {
+        pod.status = Some(PodStatus {
+            phase: st.phase,
+            conditions: st
+                .conditions
+                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            ..Default::default()
+        });
     }
 }
 
@@ -702,7 +721,7 @@ impl Controller {
                 owner_references: Some(vec![owner.clone()]),
                 ..Default::default()
             },
-            spec: Some(k8s_openapi::api::core::v1::PodSpec {
+            spec: Some(PodSpec {
                 affinity: Some(placement::pin_to_node(spec.affinity.clone(), node)),
                 ..spec.clone()
             }),

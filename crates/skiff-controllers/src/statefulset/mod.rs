@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, PodSpec, PodStatus, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -57,11 +57,26 @@ struct Controller {
     dirty: HashSet<Key>,
 }
 
-/// Drops what the controller never reads of a pod, so caching every pod stays cheap.
+/// Keeps only what the controller reads of a pod (identity, owners, claims, phase and
+/// readiness), so caching every pod of a large cluster stays cheap.
 fn trim_pod(pod: &mut Pod) {
     pod.metadata.managed_fields = None;
-    if let Some(a) = pod.metadata.annotations.as_mut() {
-        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    pod.metadata.annotations = None;
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            node_name: spec.node_name,
+            volumes: spec.volumes,
+            ..Default::default()
+        });
+    }
+    if let Some(st) = pod.status.take() {
+        pod.status = Some(PodStatus {
+            phase: st.phase,
+            conditions: st
+                .conditions
+                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
+            ..Default::default()
+        });
     }
 }
 
