@@ -174,3 +174,46 @@ spec:
     ]);
     assert_eq!(row(&s, "cronjob", ns, "hello")["SUSPEND"], "True");
 }
+
+#[test]
+fn cronjob_runs_processes_and_keeps_logs() {
+    let s = Server::start_with(&["--nodes", "2"]);
+    let k = s.k();
+    // The seed's hello CronJob, with `command` (process nodes run commands, not images).
+    let hello = r#"apiVersion: batch/v1
+kind: CronJob
+metadata:
+  name: hello
+spec:
+  schedule: "*/1 * * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers:
+          - name: hello
+            image: busybox
+            command: ["/bin/sh", "-c", "date; echo Hello from the Kubernetes cluster"]
+"#;
+    k.ok_stdin(&["apply", "-f", "-"], hello);
+    // A run by hand does not wait for the schedule.
+    k.ok(&["create", "job", "now", "--from=cronjob/hello"]);
+    wait_until(T, "the manual run completes", || {
+        row(&s, "job", "default", "now").get("STATUS").map(String::as_str) == Some("Complete")
+    });
+    assert!(k
+        .ok(&["logs", "job/now"])
+        .ends_with("Hello from the Kubernetes cluster\n"));
+    // The scheduled run.
+    let scheduled = wait_for(Duration::from_secs(70), "the scheduled Job", || {
+        jobs(&s, "default").into_iter().find(|j| j.starts_with("hello-"))
+    });
+    wait_until(T, "the scheduled run completes", || {
+        row(&s, "job", "default", &scheduled).get("STATUS").map(String::as_str) == Some("Complete")
+    });
+    let logs = k.ok(&["logs", &format!("job/{scheduled}")]);
+    assert!(logs.ends_with("Hello from the Kubernetes cluster\n"), "{logs}");
+    let pods = Table::parse(&k.ok(&["get", "pods", "-l", &format!("job-name={scheduled}")]));
+    assert_eq!(pods.column("STATUS"), ["Completed"]);
+}
