@@ -441,6 +441,17 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     })
     .await;
 
+    // spec.ordinals.start numbers the pods from there.
+    sets.create(&pp, &sts("offset", 2, json!({"spec": {"ordinals": {"start": 5}}})))
+        .await
+        .unwrap();
+    wait_for("offset settled", || settled(&sets, "offset", 2)).await;
+    assert_eq!(
+        pods_of(&pods, "offset").await.keys().collect::<Vec<_>>(),
+        ["offset-5", "offset-6"]
+    );
+    assert!(pvcs.get_opt("www-offset-5").await.unwrap().is_some());
+
     // Events read as upstream writes them.
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), "default");
     let evs = events.list(&ListParams::default()).await.unwrap().items;

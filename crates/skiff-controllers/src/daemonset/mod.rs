@@ -218,6 +218,8 @@ struct View {
     ds: Arc<DaemonSet>,
     key: Key,
     template: PodTemplateSpec,
+    /// The template's spec with the default daemon tolerations, for placement decisions.
+    daemon_spec: PodSpec,
     hash: String,
     generation: Option<String>,
 }
@@ -392,6 +394,7 @@ impl Controller {
         let view = View {
             key: key.clone(),
             template: spec.template.clone(),
+            daemon_spec: placement::daemon_spec(&spec.template.spec.clone().unwrap_or_default()),
             hash: cur
                 .labels()
                 .get(history::HASH_LABEL)
@@ -554,7 +557,6 @@ impl Controller {
     /// whether anything was asked of the API.
     async fn manage(&mut self, v: &View, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Result<bool, Error> {
         let by_node = Self::by_node(pods);
-        let template_spec = v.template.spec.clone().unwrap_or_default();
         let surge = v.rolling().is_some_and(|r| update::scaled(r.max_surge.as_ref(), 1) > 0);
         let mut create: Vec<String> = Vec::new();
         let mut delete: Vec<Arc<Pod>> = Vec::new();
@@ -562,7 +564,7 @@ impl Controller {
         let node_names: HashSet<String> = nodes.iter().map(|n| n.name_any()).collect();
         for node in nodes {
             let name = node.name_any();
-            let (should_run, should_continue) = placement::should_run(&template_spec, node);
+            let (should_run, should_continue) = placement::should_run(&v.daemon_spec, node);
             let daemon_pods = by_node.get(&name).cloned().unwrap_or_default();
             if should_run && daemon_pods.is_empty() {
                 create.push(name);
@@ -637,11 +639,10 @@ impl Controller {
     /// upstream `rollingUpdate`.
     async fn rolling_update(&mut self, v: &View, nodes: &[Arc<Node>], pods: &[Arc<Pod>]) -> Result<bool, Error> {
         let Some(ru) = v.rolling() else { return Ok(false) };
-        let template_spec = v.template.spec.clone().unwrap_or_default();
         let mut by_node = Self::by_node(pods);
         let mut should_run: HashMap<String, bool> = HashMap::new();
         for n in nodes {
-            let run = placement::should_run(&template_spec, n).0;
+            let run = placement::should_run(&v.daemon_spec, n).0;
             should_run.insert(n.name_any(), run);
             if run {
                 by_node.entry(n.name_any()).or_default();
@@ -707,8 +708,7 @@ impl Controller {
             labels.insert(TEMPLATE_GENERATION_LABEL.into(), g.clone());
         }
         labels.insert(history::HASH_LABEL.into(), v.hash.clone());
-        let mut spec = template.spec.clone().unwrap_or_default();
-        placement::add_default_tolerations(&mut spec);
+        let spec = v.daemon_spec.clone();
         let meta = template.metadata.clone().unwrap_or_default();
         let owner = v.owner_ref();
         let new_pod = |node: &str| Pod {
@@ -847,11 +847,10 @@ impl Controller {
         observed: bool,
     ) -> Result<(), Error> {
         let by_node = Self::by_node(pods);
-        let template_spec = v.template.spec.clone().unwrap_or_default();
         let now = jiff::Timestamp::now();
         let (mut desired, mut current, mut misscheduled, mut ready, mut available, mut updated) = (0, 0, 0, 0, 0, 0);
         for node in nodes {
-            let (should_run, _) = placement::should_run(&template_spec, node);
+            let (should_run, _) = placement::should_run(&v.daemon_spec, node);
             let mut ps = by_node.get(&node.name_any()).cloned().unwrap_or_default();
             let scheduled = !ps.is_empty();
             if !should_run {

@@ -148,14 +148,20 @@ fn untolerated<'a>(taints: &'a [Taint], tols: &[Toleration], effects: &[&str]) -
         .find(|t| !tols.iter().any(|tol| tolerates(tol, t)))
 }
 
-/// upstream `NodeShouldRunDaemonPod`: `(should run, should continue running)`. A node whose
-/// taints the pod does not tolerate gets no new pod, but a running one stays unless a NoExecute
-/// taint is not tolerated.
-pub fn should_run(template: &PodSpec, node: &Node) -> (bool, bool) {
+/// The template's pod spec as a daemon pod gets it (upstream `NewPod`): with the default
+/// tolerations. Computed once per sync and given to [`should_run`] for every node.
+pub fn daemon_spec(template: &PodSpec) -> PodSpec {
     let mut spec = template.clone();
     add_default_tolerations(&mut spec);
+    spec
+}
+
+/// upstream `NodeShouldRunDaemonPod` for a [`daemon_spec`]: `(should run, should continue
+/// running)`. A node whose taints the pod does not tolerate gets no new pod, but a running one
+/// stays unless a NoExecute taint is not tolerated.
+pub fn should_run(spec: &PodSpec, node: &Node) -> (bool, bool) {
     let name = node.name_any();
-    if spec.node_name.as_ref().is_some_and(|n| !n.is_empty() && *n != name) || !fits_affinity(&spec, node) {
+    if spec.node_name.as_ref().is_some_and(|n| !n.is_empty() && *n != name) || !fits_affinity(spec, node) {
         return (false, false);
     }
     let taints = node.spec.as_ref().and_then(|s| s.taints.as_deref()).unwrap_or(&[]);
@@ -289,7 +295,7 @@ mod tests {
             ),
         ];
         for (name, s, n, want) in cases {
-            assert_eq!(should_run(&s, &n), want, "{name}");
+            assert_eq!(should_run(&daemon_spec(&s), &n), want, "{name}");
         }
     }
 
