@@ -3,9 +3,9 @@
 //!
 //! Memory: a node holds only what the collector reads (a resource index, namespace, name,
 //! owner uids with their blockOwnerDeletion bit, dependent uids and a few flags), with uids as
-//! 16 bytes and namespaces interned, so tens of thousands of pods stay at a few megabytes.
+//! 16 bytes and namespaces as indexes into an interned list (30,000 pods: about 10 MB).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// An object's uid in 16 bytes (a UUID's bits; other strings are hashed and kept as text).
@@ -128,11 +128,10 @@ pub struct Node {
     /// Resource slot.
     pub res: Res,
     flags: u8,
-    /// Namespace (interned).
-    pub namespace: Option<Arc<str>>,
+    /// Namespace, as an index into the graph's interned namespaces (0: none).
+    ns: u32,
     /// Name.
     pub name: Box<str>,
-    uid_text: Option<Box<str>>,
     /// Owner references.
     pub owners: Box<[Link]>,
     /// Objects that name this one as an owner.
@@ -153,13 +152,6 @@ impl Node {
     /// Whether it is being deleted in the foreground (waits for its blocking dependents).
     pub fn deleting_dependents(&self) -> bool {
         self.flags & DELETING_DEPENDENTS != 0
-    }
-    /// The uid text for API calls.
-    pub fn uid_string(&self, uid: Uid) -> String {
-        self.uid_text
-            .as_deref()
-            .map(str::to_string)
-            .unwrap_or_else(|| uid.to_uuid())
     }
     fn set(&mut self, flag: u8, on: bool) {
         if on {
@@ -182,10 +174,25 @@ pub struct Work {
 }
 
 /// The dependency graph.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Graph {
     nodes: HashMap<Uid, Node>,
-    namespaces: HashSet<Arc<str>>,
+    /// Interned namespaces; index 0 stands for "cluster-scoped".
+    namespaces: Vec<Arc<str>>,
+    namespace_ids: HashMap<Arc<str>, u32>,
+    /// Uids that are not canonical UUIDs, as written (rare).
+    uid_texts: HashMap<Uid, Box<str>>,
+}
+
+impl Default for Graph {
+    fn default() -> Self {
+        Graph {
+            nodes: HashMap::new(),
+            namespaces: vec![Arc::from("")],
+            namespace_ids: HashMap::new(),
+            uid_texts: HashMap::new(),
+        }
+    }
 }
 
 impl Graph {
@@ -221,14 +228,31 @@ impl Graph {
         }
     }
 
-    fn intern(&mut self, ns: Option<&str>) -> Option<Arc<str>> {
-        let ns = ns?;
-        if let Some(a) = self.namespaces.get(ns) {
-            return Some(a.clone());
+    /// The namespace of a node.
+    pub fn namespace_of(&self, n: &Node) -> Option<&str> {
+        (n.ns != 0)
+            .then(|| self.namespaces.get(n.ns as usize).map(|a| &**a))
+            .flatten()
+    }
+
+    /// The uid text for API calls.
+    pub fn uid_string(&self, uid: Uid) -> String {
+        match self.uid_texts.get(&uid) {
+            Some(t) => t.to_string(),
+            None => uid.to_uuid(),
+        }
+    }
+
+    fn intern(&mut self, ns: Option<&str>) -> u32 {
+        let Some(ns) = ns else { return 0 };
+        if let Some(i) = self.namespace_ids.get(ns) {
+            return *i;
         }
         let a: Arc<str> = Arc::from(ns);
-        self.namespaces.insert(a.clone());
-        Some(a)
+        let i = u32::try_from(self.namespaces.len()).unwrap_or(0);
+        self.namespaces.push(a.clone());
+        self.namespace_ids.insert(a, i);
+        i
     }
 
     /// upstream `processGraphChanges` for an add or update event.
@@ -242,22 +266,24 @@ impl Graph {
             })
             .collect();
         let namespace = self.intern(m.namespace.as_deref());
+        if let Some(t) = &m.uid_text {
+            self.uid_texts.insert(m.uid, t.clone().into_boxed_str());
+        }
         let (old_flags, old_links) = match self.nodes.get_mut(&m.uid) {
             Some(n) => {
                 if !n.observed() {
                     // A virtual node becomes real: dependents that named it by other
                     // coordinates get another look (upstream `partitionDependents`).
-                    let differs = n.res != m.res || *n.name != *m.name || n.namespace != namespace;
+                    let differs = n.res != m.res || *n.name != *m.name || n.ns != namespace;
                     if differs {
                         work.delete.extend(n.dependents.iter().copied());
                     }
                     n.res = m.res;
                     n.name = m.name.clone().into_boxed_str();
-                    n.namespace = namespace.clone();
+                    n.ns = namespace;
                     n.virtual_of = None;
                 }
                 let old = (n.flags, std::mem::replace(&mut n.owners, links.clone()));
-                n.uid_text = m.uid_text.clone().map(String::into_boxed_str);
                 n.set(OBSERVED, true);
                 old
             }
@@ -267,9 +293,8 @@ impl Graph {
                     Node {
                         res: m.res,
                         flags: OBSERVED,
-                        namespace: namespace.clone(),
+                        ns: namespace,
                         name: m.name.clone().into_boxed_str(),
-                        uid_text: m.uid_text.clone().map(String::into_boxed_str),
                         owners: links.clone(),
                         dependents: Vec::new(),
                         virtual_of: None,
@@ -301,14 +326,14 @@ impl Graph {
             .filter(|o| !old_links.iter().any(|l| l.uid == o.uid))
             .collect();
         for o in added {
-            self.add_dependent(&m, namespace.clone(), o, work);
+            self.add_dependent(&m, namespace, o, work);
         }
         self.transitions(&m, old_flags, work);
     }
 
     /// upstream `addDependentToOwners`: an unknown owner becomes a virtual node, verified by
     /// the collector.
-    fn add_dependent(&mut self, m: &Meta, namespace: Option<Arc<str>>, o: &OwnerRef, work: &mut Work) {
+    fn add_dependent(&mut self, m: &Meta, namespace: u32, o: &OwnerRef, work: &mut Work) {
         match self.nodes.get_mut(&o.uid) {
             Some(owner) => {
                 if !owner.dependents.contains(&m.uid) {
@@ -325,9 +350,8 @@ impl Graph {
                     Node {
                         res: o.res,
                         flags: 0,
-                        namespace,
+                        ns: namespace,
                         name: o.name.clone().into_boxed_str(),
-                        uid_text: None,
                         owners: Box::default(),
                         dependents: vec![m.uid],
                         virtual_of: Some(Box::new(Virtual {
@@ -365,6 +389,7 @@ impl Graph {
     /// waiting for their dependents get another look.
     pub fn remove(&mut self, uid: Uid, work: &mut Work) {
         let Some(node) = self.nodes.remove(&uid) else { return };
+        self.uid_texts.remove(&uid);
         if !node.dependents.is_empty() {
             work.absent.push(uid);
         }
@@ -451,7 +476,7 @@ mod tests {
     #[test]
     fn nodes_stay_small() {
         // 30,000 pods cost a few megabytes: keep a node (besides its name and owners) small.
-        assert!(std::mem::size_of::<Node>() <= 112, "{}", std::mem::size_of::<Node>());
+        assert!(std::mem::size_of::<Node>() <= 72, "{}", std::mem::size_of::<Node>());
         assert_eq!(std::mem::size_of::<Link>(), 24);
     }
 

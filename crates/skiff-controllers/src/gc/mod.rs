@@ -276,12 +276,12 @@ fn target(graph: &Graph, table: &Table, uid: Uid) -> Option<Target> {
         res: n.res,
         ar: served.ar.clone(),
         namespace: if served.namespaced {
-            n.namespace.as_deref().map(str::to_string)
+            graph.namespace_of(n).map(str::to_string)
         } else {
             None
         },
         name: n.name.to_string(),
-        uid_text: n.uid_string(uid),
+        uid_text: graph.uid_string(uid),
     })
 }
 
