@@ -82,10 +82,7 @@ impl Controller {
         let selector = p.spec.selector.clone().unwrap_or_default();
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let mut out = Vec::new();
-        for pod in self.pods.state() {
-            if pod.metadata.namespace.as_deref() != Some(ns.as_str()) {
-                continue;
-            }
+        for pod in self.pods_in(&ns) {
             let matches = selector_matches(&selector, pod.labels());
             match controller_ref(&pod) {
                 Some(r) if r.uid == juid => {

@@ -18,6 +18,7 @@ mod ttl;
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, Stream, StreamExt};
@@ -76,6 +77,8 @@ struct Controller {
     written: HashMap<Key, Job>,
     /// Pods (namespace, name) whose finalizer must go: their Job is gone.
     orphans: HashSet<(String, String)>,
+    /// Pod names per namespace, so a sync reads its namespace's pods only.
+    pods_by_ns: HashMap<String, HashSet<String>>,
     dirty: HashSet<Key>,
     due: HashMap<Key, Instant>,
 }
@@ -122,6 +125,7 @@ pub async fn run(client: Client) -> Result<(), Error> {
         backoff: HashMap::new(),
         written: HashMap::new(),
         orphans: HashSet::new(),
+        pods_by_ns: HashMap::new(),
         dirty: HashSet::new(),
         due: HashMap::new(),
     };
@@ -183,6 +187,17 @@ fn key_of(job: &Job) -> Option<Key> {
 }
 
 impl Controller {
+    /// The cached pods of one namespace.
+    fn pods_in(&self, ns: &str) -> Vec<Arc<Pod>> {
+        let Some(names) = self.pods_by_ns.get(ns) else {
+            return Vec::new();
+        };
+        names
+            .iter()
+            .filter_map(|n| self.pods.get(&ObjectRef::new(n).within(ns)))
+            .collect()
+    }
+
     fn requeue(&mut self, key: &Key, after: Duration) {
         let at = Instant::now() + after;
         let slot = self.due.entry(key.clone()).or_insert(at);
@@ -230,6 +245,12 @@ impl Controller {
                 self.mark_all();
             }
             Msg::Pod(watcher::Event::InitDone) => {
+                // A relist may have missed deletions: rebuild the index from the cache.
+                self.pods_by_ns.clear();
+                for p in self.pods.state() {
+                    let ns = p.metadata.namespace.clone().unwrap_or_default();
+                    self.pods_by_ns.entry(ns).or_default().insert(p.name_any());
+                }
                 ready[1] = true;
                 self.mark_all();
             }
@@ -260,6 +281,14 @@ impl Controller {
 
     /// Observes a pod event for expectations and marks the Job it belongs to.
     fn pod_changed(&mut self, pod: &Pod, deleted: bool) {
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        if deleted {
+            if let Some(names) = self.pods_by_ns.get_mut(&ns) {
+                names.remove(&pod.name_any());
+            }
+        } else {
+            self.pods_by_ns.entry(ns).or_default().insert(pod.name_any());
+        }
         let uid = pod.uid().unwrap_or_default();
         let first = if deleted {
             self.seen.remove(&uid);
