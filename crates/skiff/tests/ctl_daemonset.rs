@@ -246,6 +246,19 @@ fn daemonset_seed_walkthrough_on_simulated_nodes() {
             .all(|i| i == "quay.io/fluentd_elasticsearch/fluentd:v2.6.0")
     });
 
+    // restart: every pod replaced under a new revision.
+    let before = k.ok(&["get", "pods", "-l", "name=fluentd", "-o", "name"]);
+    k.ok(&["rollout", "restart", "ds", "fluentd"]);
+    assert_contains(
+        &k.ok(&["rollout", "status", "ds", "fluentd", "--timeout=60s"]),
+        "successfully rolled out",
+    );
+    wait_until(T, "every pod restarted", || {
+        let now = k.ok(&["get", "pods", "-l", "name=fluentd", "-o", "name"]);
+        ds_at(&s, "fluentd", 3) && now.lines().all(|p| !before.contains(p))
+    });
+    assert_contains(&k.ok(&["rollout", "history", "ds", "fluentd"]), "5         ");
+
     // Cleanup as the seed does it.
     k.ok(&["delete", "ds", "--all"]);
     wait_until(T, "daemon pods gone", || {

@@ -271,6 +271,61 @@ fn statefulset_seed_walkthrough_on_simulated_nodes() {
     });
     let hist = k.ok(&["rollout", "history", "sts", "nginx-statefulset"]);
     assert_contains(&hist, "4         ");
+
+    // persistentVolumeClaimRetentionPolicy: claims of removed pods and of a deleted set go
+    // through the garbage collector.
+    let retained = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: cache
+spec:
+  serviceName: cache
+  replicas: 2
+  persistentVolumeClaimRetentionPolicy:
+    whenScaled: Delete
+    whenDeleted: Delete
+  selector:
+    matchLabels:
+      app: cache
+  template:
+    metadata:
+      labels:
+        app: cache
+    spec:
+      containers:
+      - name: c
+        image: redis
+  volumeClaimTemplates:
+  - metadata:
+      name: data
+    spec:
+      accessModes: ["ReadWriteOnce"]
+      resources:
+        requests:
+          storage: 1Gi
+"#;
+    k.ok_stdin(&["apply", "-f", "-"], retained);
+    wait_until(T, "cache 2/2", || sts_ready(&s, "cache") == "2/2");
+    let claims = || {
+        let out = k.ok(&["get", "pvc", "-l", "app=cache", "-o", "name"]);
+        let mut v: Vec<String> = out.lines().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        claims(),
+        [
+            "persistentvolumeclaim/data-cache-0",
+            "persistentvolumeclaim/data-cache-1"
+        ]
+    );
+    k.ok(&["scale", "sts", "cache", "--replicas=1"]);
+    wait_until(T, "the scaled-down pod's claim deleted", || {
+        claims() == ["persistentvolumeclaim/data-cache-0"]
+    });
+    k.ok(&["delete", "sts", "cache"]);
+    wait_until(T, "the deleted set's claims deleted", || claims().is_empty());
 }
 
 #[test]
