@@ -197,6 +197,9 @@ pub struct PullEvent {
     pub warning: bool,
     /// upstream reason (`Pulling`, `Failed`, `BackOff`).
     pub reason: &'static str,
+    /// What happened, distinct per message (events.k8s.io folds events of one action and
+    /// reason into a series).
+    pub action: &'static str,
     /// The message.
     pub message: String,
 }
@@ -207,11 +210,13 @@ pub fn failed_pull_events(image: &str) -> Vec<PullEvent> {
         PullEvent {
             warning: false,
             reason: "Pulling",
+            action: "Pulling",
             message: format!("Pulling image {image:?}"),
         },
         PullEvent {
             warning: true,
             reason: "Failed",
+            action: "Pull",
             message: format!(
                 "Failed to pull image {image:?}: rpc error: code = NotFound desc = {}",
                 not_found_message(image)
@@ -220,6 +225,7 @@ pub fn failed_pull_events(image: &str) -> Vec<PullEvent> {
         PullEvent {
             warning: true,
             reason: "Failed",
+            action: "ErrImagePull",
             message: "Error: ErrImagePull".into(),
         },
     ]
@@ -231,11 +237,13 @@ pub fn backoff_events(image: &str) -> Vec<PullEvent> {
         PullEvent {
             warning: false,
             reason: "BackOff",
+            action: "BackOff",
             message: backoff_message(image),
         },
         PullEvent {
             warning: true,
             reason: "Failed",
+            action: "ImagePullBackOff",
             message: "Error: ImagePullBackOff".into(),
         },
     ]

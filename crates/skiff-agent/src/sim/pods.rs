@@ -837,7 +837,7 @@ fn publish_pull_events(client: &Client, p: &SimPod, node: &str, evs: Vec<images:
                 },
                 reason: e.reason.into(),
                 note: Some(e.message),
-                action: e.reason.into(),
+                action: e.action.into(),
                 secondary: None,
             };
             if let Err(err) = recorder.publish(&ev, &reference).await {

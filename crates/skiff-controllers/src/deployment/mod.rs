@@ -17,12 +17,12 @@ use std::time::Duration;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, ResourceExt};
 use tokio::time::Instant;
 
+use crate::events::{Event, EventType, Recorder, Reporter};
 use crate::pods::{controller_of, selector_matches};
 use crate::Error;
 
@@ -62,6 +62,7 @@ pub(crate) struct Controller {
     deployments: Store<Deployment>,
     rss: Store<ReplicaSet>,
     pods: Store<Pod>,
+    recorder: Recorder,
 }
 
 /// The controller loop's own bookkeeping.
@@ -117,7 +118,15 @@ pub async fn run(client: Client) -> Result<(), Error> {
         .boxed(),
     ];
     let mut events = futures::stream::select_all(streams);
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "deployment-controller".into(),
+            instance: None,
+        },
+    );
     let c = Controller {
+        recorder,
         client,
         deployments,
         rss,
@@ -274,16 +283,8 @@ impl Controller {
             .map(|d| (*d).clone())
     }
 
-    /// Publishes an event about the deployment. A fresh recorder per event: kube's recorder
-    /// would fold events of one reason into a series and lose their distinct messages.
+    /// Publishes an event about the deployment.
     async fn event(&self, d: &Deployment, type_: EventType, reason: &str, note: String) {
-        let recorder = Recorder::new(
-            self.client.clone(),
-            Reporter {
-                controller: "deployment-controller".into(),
-                instance: None,
-            },
-        );
         let ev = Event {
             type_,
             reason: reason.into(),
@@ -300,7 +301,7 @@ impl Controller {
             resource_version: d.metadata.resource_version.clone(),
             field_path: None,
         };
-        if let Err(e) = recorder.publish(&ev, &reference).await {
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
             tracing::debug!(error = %e, reason, "recording a deployment event failed");
         }
     }

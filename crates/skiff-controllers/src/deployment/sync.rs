@@ -8,13 +8,13 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 use serde_json::json;
 
 use super::progress::{self, has_deadline};
 use super::util::*;
 use super::{Controller, Key};
+use crate::events::{error_text, EventType};
 use crate::pods::{controller_of, selector_matches};
 use crate::Error;
 
@@ -381,7 +381,7 @@ impl Ctx<'_> {
                 }
             }
             Err(e) => {
-                let msg = format!("Failed to create new replica set {rs_name:?}: {e}");
+                let msg = format!("Failed to create new replica set {rs_name:?}: {}", error_text(&e));
                 if has_deadline(&self.d) {
                     progress::set(
                         &mut st,
