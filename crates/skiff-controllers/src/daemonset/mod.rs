@@ -601,16 +601,20 @@ impl Controller {
                 } else if running.len() > 1 {
                     // With surge a node keeps the oldest new pod, and the oldest old pod only
                     // while the new one is not yet available and the old one is ready.
-                    let (mut newest, mut oldest) = (None, None);
+                    let (mut oldest_new, mut oldest_old) = (None, None);
                     for p in running {
-                        let slot = if v.updated(&p) { &mut newest } else { &mut oldest };
+                        let slot = if v.updated(&p) {
+                            &mut oldest_new
+                        } else {
+                            &mut oldest_old
+                        };
                         if slot.is_none() {
                             *slot = Some(p);
                         } else {
                             delete.push(p);
                         }
                     }
-                    if let (Some(new), Some(old)) = (newest, oldest) {
+                    if let (Some(new), Some(old)) = (oldest_new, oldest_old) {
                         if ready_since(&old).is_none() || is_available(&new, v.min_ready(), jiff::Timestamp::now()) {
                             delete.push(old);
                         }

@@ -659,7 +659,7 @@ impl Controller {
         }
         let ord = ordinal(pod).unwrap_or(0);
         if phase(pod) == "Pending" {
-            self.ensure_claims(set, pod, ord).await?;
+            self.create_claims(set, &pod.name_any(), ord).await?;
         }
         if monotonic && (terminating(pod) || !running_and_ready(pod) || !running_and_available(pod, min_ready, now)) {
             tracing::debug!(pod = %pod.name_any(), "waiting for pod to be running, ready and available");
@@ -690,7 +690,7 @@ impl Controller {
         }
         if !identity::storage_matches(set, pod) {
             // Pod volumes are immutable; upstream still creates the missing claims.
-            self.ensure_claims(set, pod, ord).await?;
+            self.create_claims(set, &pod.name_any(), ord).await?;
         }
         Ok(Step::Next)
     }
@@ -705,8 +705,8 @@ impl Controller {
         })
     }
 
-    /// Creates the claims a pod of ordinal `ord` mounts that do not exist yet. Returns false
-    /// when one could not be created.
+    /// upstream `createPersistentVolumeClaims`: creates the claims a pod of ordinal `ord`
+    /// mounts that do not exist yet, with the owners the retention policy wants.
     async fn create_claims(&self, set: &StatefulSet, pod_name: &str, ord: i32) -> Result<(), Error> {
         let ns = set.namespace().unwrap_or_default();
         let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), &ns);
@@ -742,10 +742,6 @@ impl Controller {
             }
         }
         Ok(())
-    }
-
-    async fn ensure_claims(&self, set: &StatefulSet, pod: &Pod, ord: i32) -> Result<(), Error> {
-        self.create_claims(set, &pod.name_any(), ord).await
     }
 
     /// Sets the owner references the retention policy wants on the pod's claims.
