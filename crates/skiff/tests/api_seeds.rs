@@ -283,11 +283,25 @@ fn check_tables(srv: &Server) {
     let t = get(&["get", "svc", "ex-svc", "-n", "seed-service-ex-svc"]);
     assert_cells(&t.row("ex-svc"), &[("TYPE", "ClusterIP"), ("PORT(S)", "8080/TCP")]);
 
+    // The deployment controller creates a ReplicaSet whose 10 pods stay Pending (no nodes).
+    wait_until(std::time::Duration::from_secs(30), "the deployment's pods", || {
+        k.run(&[
+            "get",
+            "deploy",
+            "mydeploy",
+            "-n",
+            "seed-deployment-mydeploy",
+            "-o",
+            "jsonpath={.status.updatedReplicas}",
+        ])
+        .stdout
+            == "10"
+    });
     let t = get(&["get", "deploy", "-n", "seed-deployment-mydeploy"]);
     t.assert_headers(&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
     assert_cells(
         &t.row("mydeploy"),
-        &[("READY", "0/10"), ("UP-TO-DATE", "0"), ("AVAILABLE", "0")],
+        &[("READY", "0/10"), ("UP-TO-DATE", "10"), ("AVAILABLE", "0")],
     );
     let t = get(&["get", "deploy", "-n", "seed-deployment-mydeploy", "-o", "wide"]);
     t.assert_headers(&[
@@ -695,7 +709,7 @@ fn check_describe(srv: &Server) {
     assert_eq!(describe_field(&d, "Selector").as_deref(), Some("run=nginx"), "{d}");
     assert_eq!(
         describe_field(&d, "Replicas").as_deref(),
-        Some("10 desired | 0 updated | 0 total | 0 available | 0 unavailable"),
+        Some("10 desired | 10 updated | 10 total | 0 available | 10 unavailable"),
         "{d}"
     );
     assert_eq!(
