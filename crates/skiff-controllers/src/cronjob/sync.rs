@@ -369,6 +369,10 @@ async fn sync_cronjob(
             }
             j
         }
+        Err(e) if crate::job::namespace_terminating(&e) => {
+            tracing::debug!(cronjob = %cj.name_any(), "not creating a job: the namespace is being deleted");
+            return Ok(None);
+        }
         Err(e) => {
             event(
                 ctx,

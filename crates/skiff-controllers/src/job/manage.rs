@@ -209,8 +209,9 @@ impl Controller {
         let mut done = 0;
         let mut batch = 1;
         let mut failure: Option<kube::Error> = None;
+        let mut terminating_ns = false;
         // upstream: slow start — batches of 1, 2, 4, … stop at the first failure.
-        while done < diff && failure.is_none() {
+        while done < diff && failure.is_none() && !terminating_ns {
             let n = batch.min(diff - done);
             let pods: Vec<Pod> = (done..done + n)
                 .map(|i| {
@@ -237,6 +238,12 @@ impl Controller {
                         let note = format!("Created pod: {}", pod.name_any());
                         self.event_about(job, EventType::Normal, "SuccessfulCreate", note, Some(&pod))
                             .await;
+                    }
+                    Err(e) if namespace_terminating(&e) => {
+                        // upstream: every later creation fails too; the namespace is going.
+                        self.lower_adds(key, 1);
+                        active -= 1;
+                        terminating_ns = true;
                     }
                     Err(e) => {
                         self.lower_adds(key, 1);
@@ -348,6 +355,11 @@ impl Controller {
     }
 }
 
+/// Whether a creation failed because its namespace is being deleted.
+pub(crate) fn namespace_terminating(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("because it is being terminated"))
+}
+
 fn ignore_gone<T>(r: Result<T, kube::Error>) -> Result<Option<T>, Error> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -442,6 +454,22 @@ fn with_index(pod: &mut Pod, job: &str, ix: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminating_namespace_refusals() {
+        let err = |code: u16, message: &str| {
+            kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                message: message.into(),
+                ..Default::default()
+            }))
+        };
+        let gone =
+            "pods \"x\" is forbidden: unable to create new content in namespace a because it is being terminated";
+        assert!(namespace_terminating(&err(403, gone)));
+        assert!(!namespace_terminating(&err(403, "exceeded quota: q")));
+        assert!(!namespace_terminating(&err(500, gone)));
+    }
 
     #[test]
     fn generate_names() {

@@ -36,6 +36,7 @@ use tokio::time::Instant;
 use crate::expectations::Expectation;
 use crate::pods::controller_ref;
 use crate::Error;
+pub(crate) use manage::namespace_terminating;
 use pod_util::{has_finalizer, TRACKING_FINALIZER};
 
 /// How often due requeues are looked at.
