@@ -624,7 +624,11 @@ metadata:
     let tables = Table::parse_all(&k.ok(&["get", "deploy,rs", "-n", ns, "-o", "wide"]));
     assert_eq!(tables.len(), 2);
     assert_eq!(tables[0].column("NAME"), ["deployment.apps/mydeploy"]);
-    assert_eq!(tables[1].column("NAME"), ["replicaset.apps/myreplicaset"]);
+    // mydeploy's own ReplicaSet (made by the deployment controller) is listed too.
+    let rs_names = tables[1].column("NAME");
+    assert_eq!(rs_names.len(), 2, "{rs_names:?}");
+    assert!(rs_names.contains(&"replicaset.apps/myreplicaset".to_string()));
+    assert!(rs_names.iter().any(|n| n.starts_with("replicaset.apps/mydeploy-")));
     // -A over a cluster-scoped kind has no NAMESPACE column; nodes are not namespaced.
     let t = get(&["get", "pv", "-A"]);
     assert_eq!(t.headers[0], "NAME");

@@ -106,11 +106,26 @@ fn core_suite(v: Option<&str>) {
     );
 
     // get: table, wide, yaml, json, name, jsonpath, selectors, -L, --show-labels, -A
+    // The rollout to 1.9.1 stalls as on a real cluster without nodes: no pod ever becomes
+    // available, so the new ReplicaSet stops at 5 (10 + 3 surge − 8 kept for availability).
+    wait_until(Duration::from_secs(30), "mydeploy's rollout stalled", || {
+        k.run(&[
+            "get",
+            "deploy",
+            "mydeploy",
+            "-n",
+            n,
+            "-o",
+            "jsonpath={.status.updatedReplicas}",
+        ])
+        .stdout
+            == "5"
+    });
     let t = Table::parse(&k.ok(&["get", "deploy", "-n", n]));
     t.assert_headers(&["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
     assert_cells(
         &t.row("mydeploy"),
-        &[("READY", "0/10"), ("UP-TO-DATE", "0"), ("AVAILABLE", "0")],
+        &[("READY", "0/10"), ("UP-TO-DATE", "5"), ("AVAILABLE", "0")],
     );
     let t = Table::parse(&k.ok(&["get", "deploy", "-n", n, "-o", "wide"]));
     assert_cells(
@@ -252,11 +267,15 @@ fn core_suite(v: Option<&str>) {
     );
 
     // describe
+    // The deployment controller's ReplicaSet makes 2 pods, Pending without nodes.
+    wait_until(Duration::from_secs(30), "web's pods created", || {
+        jp("deploy/web", "{.status.updatedReplicas}") == "2"
+    });
     let d = k.ok(&["describe", "deploy", "web", "-n", n]);
     assert_eq!(describe_field(&d, "Name").as_deref(), Some("web"), "{d}");
     assert_eq!(
         describe_field(&d, "Replicas").as_deref(),
-        Some("2 desired | 0 updated | 0 total | 0 available | 0 unavailable"),
+        Some("2 desired | 2 updated | 2 total | 0 available | 2 unavailable"),
         "{d}"
     );
     let d = k.ok(&["describe", "pod", "single", "-n", n]);
