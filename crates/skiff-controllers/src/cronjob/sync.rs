@@ -329,7 +329,7 @@ async fn sync_cronjob(
         .any(|r| r.name.as_deref() == Some(name.as_str()))
         || status.last_schedule_time.as_ref().is_some_and(|t| t.0 == scheduled);
     if already {
-        tracing::debug!(cronjob = %key_name(cj), %scheduled, "scheduled time already processed");
+        tracing::debug!(cronjob = %cj.name_any(), %scheduled, "scheduled time already processed");
         return Ok(next(&inputs));
     }
     let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
@@ -394,10 +394,6 @@ async fn sync_cronjob(
         ..inputs
     };
     Ok(next(&inputs))
-}
-
-fn key_name(cj: &CronJob) -> String {
-    cj.name_any()
 }
 
 /// Deletes a Job (its pods go with it, in the background) and drops it from the active list.

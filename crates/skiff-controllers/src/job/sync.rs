@@ -13,7 +13,7 @@ use kube::runtime::events::{Event, EventType};
 use kube::{Api, ResourceExt};
 
 use super::backoff::Record;
-use super::failure_policy::{self, Action};
+use super::failure_policy;
 use super::pod_util::{completion_index, has_finalizer, is_failed, is_ready, is_terminating, phase, restarts, uid};
 use super::{indexes, per_index, remove_finalizer, success_policy, Controller, Key};
 use crate::expectations::Expectation;
@@ -724,11 +724,7 @@ fn fail_job_message(p: &Params, pods: &[Arc<Pod>]) -> Option<String> {
     let policy = p.spec.pod_failure_policy.as_ref()?;
     pods.iter()
         .filter(|x| is_failed(x, p.only_replace_failed))
-        .find_map(|x| {
-            let o = failure_policy::evaluate(policy, x);
-            debug_assert!(o.fail_job.is_none() || o.action == Some(Action::FailJob));
-            o.fail_job
-        })
+        .find_map(|x| failure_policy::evaluate(policy, x).fail_job)
 }
 
 /// upstream `pastBackoffLimitOnFailure`: with restartPolicy OnFailure, container restarts of
