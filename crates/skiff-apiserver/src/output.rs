@@ -13,6 +13,9 @@ pub enum Format {
     Json,
     /// A `meta.k8s.io/v1` Table.
     Table(IncludeObject),
+    /// Metadata only: `PartialObjectMetadata` objects and `PartialObjectMetadataList` lists, as
+    /// metadata informers (the garbage collector's) ask for.
+    Metadata,
 }
 
 /// `includeObject` of Table requests.
@@ -33,10 +36,15 @@ impl Format {
             .get(http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let table = accept
-            .split(',')
-            .any(|part| part.contains("as=Table") && part.contains("g=meta.k8s.io"));
-        if !table {
+        let wants = |what: &str| {
+            accept
+                .split(',')
+                .any(|part| part.contains(what) && part.contains("g=meta.k8s.io"))
+        };
+        if wants("as=PartialObjectMetadata") {
+            return Format::Metadata;
+        }
+        if !wants("as=Table") {
             return Format::Json;
         }
         Format::Table(match include {
@@ -114,6 +122,15 @@ pub struct Table<'a> {
 
 static EMPTY_META: Value = Value::Null;
 
+/// The `PartialObjectMetadata` of an object.
+pub fn partial(obj: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": obj.get("metadata").unwrap_or(&EMPTY_META),
+    })
+}
+
 fn table_row<'a>(def: &ResourceDef, obj: &'a Value, include: IncludeObject, now: jiff::Timestamp) -> Row<'a> {
     let object = match include {
         IncludeObject::Metadata => RowObject::Metadata {
@@ -160,6 +177,7 @@ pub fn object_response(
 ) -> Response {
     match format {
         Format::Json => json_response(code, obj, warnings),
+        Format::Metadata => json_response(code, &partial(obj), warnings),
         Format::Table(include) => {
             let rv = obj["metadata"]["resourceVersion"].clone();
             json_response(

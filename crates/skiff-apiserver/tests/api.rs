@@ -228,3 +228,64 @@ async fn status_writes_during_graceful_deletion_keep_the_pod() {
     drop((pods, client));
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_get_list_and_watch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (running, client) = start(dir.path()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(&PostParams::default(), &cm("m1", json!({"a": "b"})))
+        .await
+        .unwrap();
+    let ask = |path: &str, accept: &str| {
+        http::Request::get(path)
+            .header(http::header::ACCEPT, accept)
+            .body(Vec::new())
+            .unwrap()
+    };
+    let list: serde_json::Value = client
+        .request(ask(
+            "/api/v1/namespaces/default/configmaps",
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(list["kind"], "PartialObjectMetadataList");
+    assert_eq!(list["apiVersion"], "meta.k8s.io/v1");
+    let item = &list["items"][0];
+    assert_eq!(item["kind"], "PartialObjectMetadata");
+    assert_eq!(item["metadata"]["labels"]["a"], "b");
+    assert!(item.get("data").is_none(), "{item}");
+    let one: serde_json::Value = client
+        .request(ask(
+            "/api/v1/namespaces/default/configmaps/m1",
+            "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(one["kind"], "PartialObjectMetadata");
+    assert!(one.get("data").is_none(), "{one}");
+
+    // kube-rs's metadata watch sees the same shape.
+    let rv = list["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> = Api::namespaced(client.clone(), "default");
+    let mut stream = meta_api
+        .watch_metadata(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    cms.create(&PostParams::default(), &cm("m2", json!({}))).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    match ev {
+        WatchEvent::Added(o) => {
+            assert_eq!(o.metadata.name.as_deref(), Some("m2"));
+            assert_eq!(o.types.map(|t| t.kind).as_deref(), Some("PartialObjectMetadata"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    running.shutdown().await;
+}

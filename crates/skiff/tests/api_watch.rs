@@ -108,6 +108,10 @@ fn raw_watch_from_resource_version() {
     let srv = Server::start();
     let k = srv.k();
     k.ok(&["create", "namespace", "rw"]);
+    // Every namespace gets the cluster CA ConfigMap, as on a real cluster; let it arrive first.
+    wait_until(Duration::from_secs(30), "kube-root-ca.crt in rw", || {
+        k.run(&["get", "cm", "kube-root-ca.crt", "-n", "rw"]).success()
+    });
     k.ok(&["create", "configmap", "before", "-n", "rw"]);
     // (kubectl -o jsonpath wraps lists in a List without resourceVersion: read the raw list)
     let list: serde_json::Value =
@@ -168,7 +172,8 @@ fn raw_watch_from_resource_version() {
         got,
         [
             ("ADDED".to_string(), "after1".to_string()),
-            ("ADDED".into(), "after2".into())
+            ("ADDED".into(), "after2".into()),
+            ("ADDED".into(), "kube-root-ca.crt".into())
         ]
     );
     let ev = events("fieldSelector=metadata.name%3Dafter2");

@@ -133,6 +133,11 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
             let body = output::table(def, page.iter().map(|(_, o)| &**o), include, meta, true);
             Ok(output::json_response(StatusCode::OK, &body, &[]))
         }
+        Format::Metadata => {
+            let items: Vec<Value> = page.iter().map(|(_, o)| output::partial(o)).collect();
+            let body = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
+            Ok(output::json_response(StatusCode::OK, &body, &[]))
+        }
         Format::Json => {
             // Items are copied from the cache's serialized objects, not serialized again.
             let shared_storage = def.storage_group.is_some();

@@ -49,6 +49,7 @@ impl Encoder {
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
         match self.format {
             Format::Json => event_line(kind, obj),
+            Format::Metadata => event_line(kind, &output::partial(obj)),
             Format::Table(include) => {
                 let first = !self.sent_columns;
                 self.sent_columns = true;
@@ -92,7 +93,12 @@ impl Encoder {
         if initial_end {
             meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
         }
-        let obj = json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta});
+        let obj = match self.format {
+            Format::Metadata => {
+                json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": meta})
+            }
+            _ => json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}),
+        };
         event_line("BOOKMARK", &obj)
     }
 }
