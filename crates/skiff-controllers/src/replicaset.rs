@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::events::{Event, EventType, Recorder, Reporter};
@@ -24,8 +24,14 @@ use crate::Error;
 
 /// upstream: `burstReplicas`, the most pods created or deleted in one sync.
 const BURST_REPLICAS: usize = 500;
-/// How often every owner is looked at again (availability after minReadySeconds, timeouts).
-const RESYNC: Duration = Duration::from_secs(1);
+/// How often owners waiting on time (availability after minReadySeconds, expectation
+/// timeouts) are looked at again.
+const RECHECK: Duration = Duration::from_secs(1);
+/// How often every owner is looked at again.
+const RESYNC: Duration = Duration::from_secs(30);
+/// upstream: `--concurrent-replicaset-syncs` (5); owners are independent, so more overlap the
+/// API round trips of slow-start batches.
+const CONCURRENT_SYNCS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -53,6 +59,16 @@ struct Key {
     kind: Kind,
     namespace: String,
     name: String,
+}
+
+impl Key {
+    fn of(kind: Kind, o: &impl ResourceExt) -> Key {
+        Key {
+            kind,
+            namespace: o.namespace().unwrap_or_default(),
+            name: o.name_any(),
+        }
+    }
 }
 
 /// What the controller needs of a ReplicaSet or ReplicationController.
@@ -197,10 +213,38 @@ struct Controller {
     pods: Store<Pod>,
     rs_recorder: Recorder,
     rc_recorder: Recorder,
-    expectations: HashMap<Key, Expectation>,
+    /// Shared by concurrent syncs; held only for map updates, never across an await.
+    expectations: Mutex<HashMap<Key, Expectation>>,
     /// Pod uid → the owner it was first seen under, to notice pod creations once.
     seen: HashMap<String, Option<String>>,
+    /// Owner uid → its key, to find the owner a pod names.
+    by_uid: HashMap<String, Key>,
     dirty: HashSet<Key>,
+}
+
+/// The pods of one batch of syncs, grouped once: by controlling owner uid, and orphans by
+/// namespace (the only pods a sync looks at).
+#[derive(Default)]
+struct PodIndex {
+    by_owner: HashMap<String, Vec<Arc<Pod>>>,
+    orphans: HashMap<String, Vec<Arc<Pod>>>,
+}
+
+impl PodIndex {
+    fn build(pods: &Store<Pod>) -> PodIndex {
+        let mut index = PodIndex::default();
+        for pod in pods.state() {
+            match controller_ref(&pod) {
+                Some(r) => index.by_owner.entry(r.uid.clone()).or_default().push(pod),
+                None => index
+                    .orphans
+                    .entry(pod.namespace().unwrap_or_default())
+                    .or_default()
+                    .push(pod),
+            }
+        }
+        index
+    }
 }
 
 /// Runs the ReplicaSet and ReplicationController controller until the future is dropped.
@@ -249,12 +293,14 @@ pub async fn run(client: Client) -> Result<(), Error> {
         rs,
         rc,
         pods,
-        expectations: HashMap::new(),
+        expectations: Mutex::default(),
         seen: HashMap::new(),
+        by_uid: HashMap::new(),
         dirty: HashSet::new(),
     };
     let mut ready = [false; 3];
-    let mut tick = tokio::time::interval(RESYNC);
+    let mut tick = tokio::time::interval(RECHECK);
+    let mut resync = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {
             msg = events.next() => {
@@ -265,27 +311,34 @@ pub async fn run(client: Client) -> Result<(), Error> {
                     c.handle(msg, &mut ready);
                 }
             }
-            _ = tick.tick() => c.mark_all(),
+            _ = tick.tick() => c.mark_waiting(),
+            _ = resync.tick() => c.mark_all(),
         }
-        if ready.iter().all(|r| *r) {
+        if ready.iter().all(|r| *r) && !c.dirty.is_empty() {
             let keys: Vec<Key> = c.dirty.drain().collect();
-            for key in keys {
-                if let Err(e) = c.sync(&key).await {
-                    tracing::debug!(error = %e, owner = %key.name, "sync failed (retried)");
-                    c.dirty.insert(key);
-                }
-            }
+            let index = Arc::new(PodIndex::build(&c.pods));
+            let c_ref = &c;
+            let results: Vec<Option<Key>> = futures::stream::iter(keys)
+                .map(|key| {
+                    let index = index.clone();
+                    async move {
+                        let r = c_ref.sync(&key, &index).await;
+                        r.err().map(|e| {
+                            tracing::debug!(error = %e, owner = %key.name, "sync failed (retried)");
+                            key
+                        })
+                    }
+                })
+                .buffer_unordered(CONCURRENT_SYNCS)
+                .collect()
+                .await;
+            let failed: Vec<Key> = results.into_iter().flatten().collect();
+            c.dirty.extend(failed);
         }
     }
 }
 
 impl Controller {
-    fn owners(&self) -> Vec<Owner> {
-        let rs = self.rs.state().into_iter().filter_map(|o| Owner::from_rs(&o));
-        let rc = self.rc.state().into_iter().filter_map(|o| Owner::from_rc(&o));
-        rs.chain(rc).collect()
-    }
-
     fn owner(&self, key: &Key) -> Option<Owner> {
         match key.kind {
             Kind::ReplicaSet => Owner::from_rs(&*self.rs.get(&ObjectRef::new(&key.name).within(&key.namespace))?),
@@ -296,8 +349,39 @@ impl Controller {
     }
 
     fn mark_all(&mut self) {
-        let keys: Vec<Key> = self.owners().into_iter().map(|o| o.key).collect();
+        let keys: Vec<Key> = self.by_uid.values().cloned().collect();
         self.dirty.extend(keys);
+    }
+
+    /// Marks owners whose state changes with time alone: ready pods becoming available after
+    /// minReadySeconds, and expectations that may have timed out.
+    fn mark_waiting(&mut self) {
+        let waiting_expectations: Vec<Key> = self
+            .expectations
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .filter(|(_, x)| !x.satisfied())
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.dirty.extend(waiting_expectations);
+        let rs = self.rs.state().into_iter().filter(|o| {
+            o.spec.as_ref().is_some_and(|s| s.min_ready_seconds.unwrap_or(0) > 0)
+                && o.status
+                    .as_ref()
+                    .is_some_and(|s| s.ready_replicas != s.available_replicas)
+        });
+        let rs: Vec<Key> = rs.filter_map(|o| Owner::from_rs(&o)).map(|o| o.key).collect();
+        let rc = self.rc.state().into_iter().filter(|o| {
+            o.spec.as_ref().is_some_and(|s| s.min_ready_seconds.unwrap_or(0) > 0)
+                && o.status
+                    .as_ref()
+                    .is_some_and(|s| s.ready_replicas != s.available_replicas)
+        });
+        let rc: Vec<Key> = rc.filter_map(|o| Owner::from_rc(&o)).map(|o| o.key).collect();
+        self.dirty.extend(rs.into_iter().chain(rc));
     }
 
     fn handle(&mut self, msg: Msg, ready: &mut [bool; 3]) {
@@ -309,24 +393,32 @@ impl Controller {
                 self.mark_all();
             }
             Msg::Rs(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                self.dirty.extend(Owner::from_rs(&o).map(|o| o.key))
+                self.owner_seen(Key::of(Kind::ReplicaSet, &o), o.uid())
             }
             Msg::Rc(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                self.dirty.extend(Owner::from_rc(&o).map(|o| o.key))
+                self.owner_seen(Key::of(Kind::ReplicationController, &o), o.uid())
             }
-            Msg::Rs(watcher::Event::Delete(o)) => {
-                if let Some(o) = Owner::from_rs(&o) {
-                    self.expectations.remove(&o.key);
-                }
-            }
-            Msg::Rc(watcher::Event::Delete(o)) => {
-                if let Some(o) = Owner::from_rc(&o) {
-                    self.expectations.remove(&o.key);
-                }
-            }
+            Msg::Rs(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicaSet, &o), o.uid()),
+            Msg::Rc(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicationController, &o), o.uid()),
             Msg::Pod(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => self.pod_changed(&p, false),
             Msg::Pod(watcher::Event::Delete(p)) => self.pod_changed(&p, true),
             Msg::Rs(watcher::Event::Init) | Msg::Rc(watcher::Event::Init) | Msg::Pod(watcher::Event::Init) => {}
+        }
+    }
+
+    fn owner_seen(&mut self, key: Key, uid: Option<String>) {
+        if let Some(uid) = uid {
+            self.by_uid.insert(uid, key.clone());
+        }
+        self.dirty.insert(key);
+    }
+
+    fn owner_gone(&mut self, key: Key, uid: Option<String>) {
+        if let Some(uid) = uid {
+            self.by_uid.remove(&uid);
+        }
+        if let Ok(mut e) = self.expectations.lock() {
+            e.remove(&key);
         }
     }
 
@@ -348,14 +440,14 @@ impl Controller {
         let uid = pod.uid().unwrap_or_default();
         let key = controller_ref(pod).and_then(|r| Self::owner_key_of(pod, r));
         if let Some(key) = &key {
-            if !self.seen.contains_key(&uid) && !deleted {
-                if let Some(e) = self.expectations.get_mut(key) {
-                    e.adds -= 1;
-                }
-            }
-            if deleted || pod.metadata.deletion_timestamp.is_some() {
-                if let Some(e) = self.expectations.get_mut(key) {
-                    e.dels.remove(&uid);
+            if let Ok(mut exp) = self.expectations.lock() {
+                if let Some(e) = exp.get_mut(key) {
+                    if !self.seen.contains_key(&uid) && !deleted {
+                        e.adds -= 1;
+                    }
+                    if deleted || pod.metadata.deletion_timestamp.is_some() {
+                        e.dels.remove(&uid);
+                    }
                 }
             }
             self.dirty.insert(key.clone());
@@ -376,25 +468,25 @@ impl Controller {
         // An orphan may be adopted by any owner in its namespace whose selector matches.
         if key.is_none() && !deleted {
             let labels = pod.labels();
-            let ns = pod.namespace().unwrap_or_default();
-            let matching: Vec<Key> = self
-                .owners()
-                .into_iter()
-                .filter(|o| o.key.namespace == ns && selector_matches(&o.selector, labels))
+            let ns = pod.namespace();
+            let rs = self.rs.state().into_iter().filter(|o| {
+                o.namespace() == ns && o.spec.as_ref().is_some_and(|s| selector_matches(&s.selector, labels))
+            });
+            let rs: Vec<Key> = rs.map(|o| Key::of(Kind::ReplicaSet, &*o)).collect();
+            let rc = self.rc.state().into_iter().filter(|o| o.namespace() == ns);
+            let rc: Vec<Key> = rc
+                .filter_map(|o| Owner::from_rc(&o))
+                .filter(|o| selector_matches(&o.selector, labels))
                 .map(|o| o.key)
                 .collect();
-            self.dirty.extend(matching);
+            self.dirty.extend(rs.into_iter().chain(rc));
         }
     }
 
     fn mark_by_uid(&mut self, uid: &str) {
-        let keys: Vec<Key> = self
-            .owners()
-            .into_iter()
-            .filter(|o| o.uid() == uid)
-            .map(|o| o.key)
-            .collect();
-        self.dirty.extend(keys);
+        if let Some(key) = self.by_uid.get(uid) {
+            self.dirty.insert(key.clone());
+        }
     }
 
     fn recorder(&self, kind: Kind) -> &Recorder {
@@ -406,20 +498,24 @@ impl Controller {
 
     /// upstream: `syncReplicaSet` — claim pods, manage replicas when expectations are met,
     /// then write status.
-    async fn sync(&mut self, key: &Key) -> Result<(), Error> {
+    async fn sync(&self, key: &Key, index: &PodIndex) -> Result<(), Error> {
         let Some(owner) = self.owner(key) else {
-            self.expectations.remove(key);
+            if let Ok(mut e) = self.expectations.lock() {
+                e.remove(key);
+            }
             return Ok(());
         };
         let pods_api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
-        let all: Vec<Arc<Pod>> = self
-            .pods
-            .state()
+        let candidates = index
+            .by_owner
+            .get(owner.uid())
             .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(&key.namespace))
-            .collect();
+            .chain(index.orphans.get(&key.namespace))
+            .flatten()
+            .cloned()
+            .collect::<Vec<Arc<Pod>>>();
         let mut owned = Vec::new();
-        for pod in all {
+        for pod in candidates {
             let matches = selector_matches(&owner.selector, pod.labels());
             match controller_ref(&pod) {
                 Some(r) if r.uid == owner.uid() => {
@@ -440,7 +536,11 @@ impl Controller {
             }
         }
         let active: Vec<Arc<Pod>> = owned.iter().filter(|p| is_active(p)).cloned().collect();
-        let satisfied = self.expectations.get(key).is_none_or(Expectation::satisfied);
+        let satisfied = self
+            .expectations
+            .lock()
+            .map(|e| e.get(key).is_none_or(Expectation::satisfied))
+            .unwrap_or(true);
         if satisfied && !owner.deleting() {
             self.manage(&pods_api, &owner, active.clone()).await?;
         }
@@ -477,11 +577,11 @@ impl Controller {
     }
 
     /// upstream: `manageReplicas` — create in slow-start batches or delete the lowest-ranked.
-    async fn manage(&mut self, api: &Api<Pod>, owner: &Owner, mut active: Vec<Arc<Pod>>) -> Result<(), Error> {
+    async fn manage(&self, api: &Api<Pod>, owner: &Owner, mut active: Vec<Arc<Pod>>) -> Result<(), Error> {
         let want = usize::try_from(owner.replicas.max(0)).unwrap_or(0);
         if active.len() < want {
             let diff = (want - active.len()).min(BURST_REPLICAS);
-            self.expectations.insert(owner.key.clone(), Expectation::adds(diff));
+            self.expect(&owner.key, Expectation::adds(diff));
             let pod = self.pod_from_template(owner);
             let pp = PostParams::default();
             let mut done = 0;
@@ -519,10 +619,7 @@ impl Controller {
             let diff = (active.len() - want).min(BURST_REPLICAS);
             deletion_order(&mut active);
             let victims = &active[..diff];
-            self.expectations.insert(
-                owner.key.clone(),
-                Expectation::dels(victims.iter().filter_map(|p| p.uid())),
-            );
+            self.expect(&owner.key, Expectation::dels(victims.iter().filter_map(|p| p.uid())));
             for pod in victims {
                 let dp = DeleteParams {
                     preconditions: Some(Preconditions {
@@ -538,8 +635,10 @@ impl Controller {
                             .await;
                     }
                     Err(e) => {
-                        if let Some(x) = self.expectations.get_mut(&owner.key) {
-                            x.dels.remove(&pod.uid().unwrap_or_default());
+                        if let Ok(mut exp) = self.expectations.lock() {
+                            if let Some(x) = exp.get_mut(&owner.key) {
+                                x.dels.remove(&pod.uid().unwrap_or_default());
+                            }
                         }
                         if !matches!(&e, kube::Error::Api(a) if a.code == 404) {
                             let note = format!("Error deleting: {}", crate::events::error_text(&e));
@@ -553,9 +652,17 @@ impl Controller {
         Ok(())
     }
 
-    fn lower_adds(&mut self, key: &Key, n: i64) {
-        if let Some(e) = self.expectations.get_mut(key) {
-            e.adds -= n;
+    fn lower_adds(&self, key: &Key, n: i64) {
+        if let Ok(mut exp) = self.expectations.lock() {
+            if let Some(e) = exp.get_mut(key) {
+                e.adds -= n;
+            }
+        }
+    }
+
+    fn expect(&self, key: &Key, e: Expectation) {
+        if let Ok(mut exp) = self.expectations.lock() {
+            exp.insert(key.clone(), e);
         }
     }
 
