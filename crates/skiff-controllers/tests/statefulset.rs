@@ -95,7 +95,7 @@ fn sts(name: &str, replicas: i32, extra: serde_json::Value) -> StatefulSet {
             "serviceName": "nginx",
             "selector": {"matchLabels": {"app": name}},
             "template": {"metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1.24"}]}},
             "volumeClaimTemplates": [{"metadata": {"name": "www"},
                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]
         }
@@ -221,7 +221,7 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     assert_eq!(rv.labels()["app"], "web");
     let data = &rv.data.as_ref().unwrap().0;
     assert_eq!(data["spec"]["template"]["$patch"], "replace");
-    assert_eq!(data["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1");
+    assert_eq!(data["spec"]["template"]["spec"]["containers"][0]["image"], "nginx:1.24");
     assert_eq!(rev(p0), r1);
     assert_eq!(st.current_replicas, Some(3));
     assert_eq!(st.available_replicas, Some(3));
@@ -260,7 +260,7 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
 
     // Rolling update: reverse ordinal order, one at a time, to a second revision.
     journal.lock().unwrap().lines.clear();
-    set_image(&sets, "web", "nginx:2").await;
+    set_image(&sets, "web", "nginx:1.25").await;
     wait_for("web updated", || async {
         settled(&sets, "web", 3).await && status(&sets, "web").await.update_revision.as_deref() != Some(&r1)
     })
@@ -274,12 +274,15 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     }
     for p in pods_of(&pods, "web").await.values() {
         assert_eq!(rev(p), r2);
-        assert_eq!(p.spec.as_ref().unwrap().containers[0].image.as_deref(), Some("nginx:2"));
+        assert_eq!(
+            p.spec.as_ref().unwrap().containers[0].image.as_deref(),
+            Some("nginx:1.25")
+        );
     }
     assert_eq!(revs.get(&r2).await.unwrap().revision, 2);
 
     // Back to the first template: the first revision is reused and renumbered 3.
-    set_image(&sets, "web", "nginx:1").await;
+    set_image(&sets, "web", "nginx:1.24").await;
     wait_for("web rolled back", || async {
         settled(&sets, "web", 3).await && status(&sets, "web").await.update_revision.as_deref() == Some(&r1)
     })
@@ -296,7 +299,7 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     )
     .await
     .unwrap();
-    set_image(&sets, "web", "nginx:3").await;
+    set_image(&sets, "web", "nginx:1.26").await;
     wait_for("partitioned update", || async {
         let st = status(&sets, "web").await;
         st.updated_replicas == Some(1) && st.ready_replicas == Some(3) && st.current_replicas == Some(2)
@@ -438,6 +441,24 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
     .unwrap();
     wait_for("claim of gc-1 owned by its pod", || async {
         owners(&pvcs.get("www-gc-1").await.unwrap()) == ["Pod"]
+    })
+    .await;
+
+    // A pod that lost its identity label gets it back.
+    pods.patch(
+        "web-2",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {"statefulset.kubernetes.io/pod-name": null}}})),
+    )
+    .await
+    .unwrap();
+    wait_for("identity label restored", || async {
+        pods.get("web-2")
+            .await
+            .unwrap()
+            .labels()
+            .get("statefulset.kubernetes.io/pod-name")
+            == Some(&"web-2".to_string())
     })
     .await;
 
