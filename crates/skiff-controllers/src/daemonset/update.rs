@@ -186,7 +186,7 @@ mod tests {
                 should_run: true,
             })
             .collect();
-        let updated = |p: &Pod| p.labels_get() == "b";
+        let updated = |p: &Pod| hash_of(p) == "b";
         let lim = Limits {
             max_surge: 0,
             max_unavailable: 2,
@@ -233,7 +233,7 @@ mod tests {
                 should_run: true,
             },
         ];
-        let updated = |p: &Pod| p.labels_get() == "b";
+        let updated = |p: &Pod| hash_of(p) == "b";
         let lim = Limits {
             max_surge: 2,
             max_unavailable: 0,
@@ -252,17 +252,12 @@ mod tests {
         assert!(p.create.is_empty(), "surge budget used by the starting pod");
     }
 
-    trait HashLabel {
-        fn labels_get(&self) -> &str;
-    }
-    impl HashLabel for Pod {
-        fn labels_get(&self) -> &str {
-            self.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("controller-revision-hash"))
-                .map(String::as_str)
-                .unwrap_or("")
-        }
+    fn hash_of(p: &Pod) -> &str {
+        p.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("controller-revision-hash"))
+            .map(String::as_str)
+            .unwrap_or("")
     }
 }
