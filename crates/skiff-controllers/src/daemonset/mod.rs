@@ -338,7 +338,7 @@ impl Controller {
                 }
             }
             self.dirty.insert(key);
-        } else if !deleted {
+        } else if !deleted && controller_ref(pod).is_none() {
             let ns = pod.namespace().unwrap_or_default();
             let keys: Vec<Key> = self
                 .sets

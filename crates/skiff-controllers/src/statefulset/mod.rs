@@ -307,7 +307,7 @@ impl Controller {
                 }
             }
             self.dirty.insert(key);
-        } else if !deleted {
+        } else if !deleted && controller_ref(pod).is_none() {
             // An orphan may be adopted by a set in its namespace whose selector matches.
             let ns = pod.namespace().unwrap_or_default();
             let keys: Vec<Key> = self
