@@ -326,6 +326,59 @@ spec:
     });
     k.ok(&["delete", "sts", "cache"]);
     wait_until(T, "the deleted set's claims deleted", || claims().is_empty());
+
+    // --cascade=orphan keeps the pods; the set created again adopts them and its revision.
+    let uids = || {
+        k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={.items[*].metadata.uid}",
+        ])
+    };
+    let before = uids();
+    k.ok(&["delete", "sts", "nginx-statefulset", "--cascade=orphan"]);
+    wait_until(T, "pods orphaned", || {
+        k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={.items[*].metadata.ownerReferences}",
+        ])
+        .trim()
+        .is_empty()
+    });
+    assert_eq!(uids(), before);
+    let orphaned = Table::parse(&k.ok(&["get", "controllerrevisions"]));
+    assert!(
+        orphaned.column("CONTROLLER").iter().any(|c| c == "<none>"),
+        "{orphaned:?}"
+    );
+    k.ok(&[
+        "apply",
+        "-f",
+        seed("statefulset-nginx-statefulset.yaml").to_str().unwrap(),
+    ]);
+    wait_until(T, "pods adopted", || {
+        k.ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=nginx",
+            "-o",
+            "jsonpath={.items[*].metadata.ownerReferences[0].kind}",
+        ]) == "StatefulSet StatefulSet StatefulSet"
+    });
+    wait_until(T, "revisions adopted", || {
+        Table::parse(&k.ok(&["get", "controllerrevisions"]))
+            .column("CONTROLLER")
+            .iter()
+            .all(|c| c == "statefulset.apps/nginx-statefulset")
+    });
 }
 
 #[test]
