@@ -110,7 +110,10 @@ pub async fn run(client: Client) -> Result<(), Error> {
         .boxed(),
         reflector::reflector(
             pods_w,
-            watcher(Api::<Pod>::all(client.clone()), cfg)
+            // Only pods of ReplicaSets a Deployment made (their template carries the hash label):
+            // the server filters out every other pod. Pods of an adopted ReplicaSet without the
+            // label are not waited for by Recreate.
+            watcher(Api::<Pod>::all(client.clone()), cfg.labels("pod-template-hash"))
                 .default_backoff()
                 .modify(trim_pod),
         )
