@@ -15,14 +15,17 @@ use k8s_openapi::api::events::v1::{Event as K8sEvent, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use tokio::sync::Mutex;
+use std::sync::Mutex;
+use std::time::Instant;
 
 pub use kube::runtime::events::{Event, EventType, Reporter};
 
 /// How long a published event can still grow a series (client-go and kube use 6 minutes).
 const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
-/// Past this many remembered events the expired ones are dropped.
+/// Past this many remembered events the expired ones are dropped, at most every
+/// [`SWEEP_EVERY`] (a sweep walks them all).
 const CACHE_SWEEP: usize = 4096;
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct Key {
@@ -40,7 +43,22 @@ struct Key {
 pub struct Recorder {
     client: Client,
     reporter: Reporter,
-    cache: Arc<Mutex<HashMap<Key, (K8sEvent, std::time::Instant)>>>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// Published events by identity, with when each was last published.
+struct Cache {
+    events: HashMap<Key, (K8sEvent, Instant)>,
+    swept: Instant,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache {
+            events: HashMap::new(),
+            swept: Instant::now(),
+        }
+    }
 }
 
 impl Recorder {
@@ -75,14 +93,19 @@ impl Recorder {
         let now = jiff::Timestamp::now();
         let ns = reference.namespace.clone().unwrap_or_else(|| "default".into());
         let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &ns);
-        let mut cache = self.cache.lock().await;
-        if cache.len() > CACHE_SWEEP {
-            cache.retain(|_, (_, at)| at.elapsed() < SERIES_TTL);
-        }
-        let previous = cache
-            .get(&key)
-            .filter(|(_, at)| at.elapsed() < SERIES_TTL)
-            .map(|(e, _)| e.clone());
+        // The lock is never held across a request: a controller publishes from many syncs at once.
+        let previous = {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.events.len() > CACHE_SWEEP && cache.swept.elapsed() > SWEEP_EVERY {
+                cache.events.retain(|_, (_, at)| at.elapsed() < SERIES_TTL);
+                cache.swept = Instant::now();
+            }
+            cache
+                .events
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < SERIES_TTL)
+                .map(|(e, _)| e.clone())
+        };
         let event = match previous {
             Some(mut e) => {
                 let count = e.series.as_ref().map_or(2, |s| s.count + 1);
@@ -122,7 +145,8 @@ impl Recorder {
                 api.create(&PostParams::default(), &e).await?
             }
         };
-        cache.insert(key, (event, std::time::Instant::now()));
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.events.insert(key, (event, Instant::now()));
         Ok(())
     }
 }
