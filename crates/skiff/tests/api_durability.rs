@@ -173,8 +173,27 @@ fn restart_sees_every_object_and_keeps_credentials() {
     // Same CA and credentials: the old kubeconfig still works and was not rewritten.
     assert_eq!(std::fs::read_to_string(&srv.kubeconfig).unwrap(), kubeconfig_before);
     let after = k.ok(&["get", "all,secrets", "-n", "keep", "-o", "json"]);
-    let strip = |s: &str| -> serde_json::Value { serde_json::from_str(s).unwrap() };
-    assert_eq!(strip(&before), strip(&after), "objects differ after restart");
+    // Controllers keep working around the snapshot (pods created, statuses written), so each
+    // object seen before must be there after with the same uid, and unchanged unless a later
+    // write (a higher resourceVersion) changed it.
+    let items = |s: &str| -> Vec<serde_json::Value> {
+        let list: serde_json::Value = serde_json::from_str(s).unwrap();
+        list["items"].as_array().unwrap().clone()
+    };
+    let after = items(&after);
+    let rv = |o: &serde_json::Value| -> u64 { o["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap() };
+    for b in items(&before) {
+        let id = (&b["kind"], &b["metadata"]["name"]);
+        let a = after
+            .iter()
+            .find(|a| (&a["kind"], &a["metadata"]["name"]) == id)
+            .unwrap_or_else(|| panic!("{id:?} lost in the restart"));
+        assert_eq!(a["metadata"]["uid"], b["metadata"]["uid"], "{id:?}");
+        assert!(rv(a) >= rv(&b), "{id:?} went back in time");
+        if rv(a) == rv(&b) {
+            assert_eq!(a, &b, "{id:?} differs after restart");
+        }
+    }
     assert_eq!(
         k.ok(&[
             "get",
