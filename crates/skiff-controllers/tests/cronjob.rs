@@ -149,8 +149,12 @@ async fn cronjobs_schedule_track_and_clean_up() {
         st.last_successful_time.map(|t| t.0.to_string()) == Some("2024-05-01T10:06:00Z".into())
     })
     .await;
-    let unexpected = event_notes(&client, "hist", "UnexpectedJob").await;
-    assert!(unexpected.contains(&"Saw a job that the controller did not create or forgot: hist-stray".to_string()));
+    // Events are published after the sync that notices the stray Job.
+    wait_for("the UnexpectedJob event", 10, || async {
+        let unexpected = event_notes(&client, "hist", "UnexpectedJob").await;
+        unexpected.contains(&"Saw a job that the controller did not create or forgot: hist-stray".to_string())
+    })
+    .await;
 
     // An active reference to a Job that does not exist is dropped.
     let mut h = cjs.get("hist").await.unwrap();
@@ -260,17 +264,23 @@ async fn cronjobs_schedule_track_and_clean_up() {
     );
     let st = cjs.get("tick").await.unwrap().status.unwrap_or_default();
     assert_eq!(st.last_schedule_time.map(|t| t.0), Some(scheduled));
-    assert!(event_notes(&client, "tick", "SuccessfulCreate")
-        .await
-        .contains(&format!("Created job {}", j.name_any())));
+    wait_for("the SuccessfulCreate event", 10, || async {
+        event_notes(&client, "tick", "SuccessfulCreate")
+            .await
+            .contains(&format!("Created job {}", j.name_any()))
+    })
+    .await;
     // The Job runs and completes; the CronJob notices.
     wait_for("tick notices the completed job", 60, || async {
         let st = cjs.get("tick").await.unwrap().status.unwrap_or_default();
         st.active.is_none() && st.last_successful_time.is_some()
     })
     .await;
-    let saw = event_notes(&client, "tick", "SawCompletedJob").await;
-    assert_eq!(saw, [format!("Saw completed job: {}, status: Complete", j.name_any())]);
+    let want = [format!("Saw completed job: {}, status: Complete", j.name_any())];
+    wait_for("the SawCompletedJob event", 10, || async {
+        event_notes(&client, "tick", "SawCompletedJob").await == want
+    })
+    .await;
     // A minute boundary has passed: the suspended CronJob made nothing.
     assert!(jobs
         .list(&ListParams::default().labels("cron=asleep"))
@@ -314,9 +324,12 @@ async fn cronjobs_schedule_track_and_clean_up() {
         names.len() == 1 && names[0] != firsts[1]
     })
     .await;
-    assert!(event_notes(&client, "replace", "SuccessfulDelete")
-        .await
-        .contains(&format!("Deleted job {}", firsts[1])));
+    wait_for("the SuccessfulDelete event", 10, || async {
+        event_notes(&client, "replace", "SuccessfulDelete")
+            .await
+            .contains(&format!("Deleted job {}", firsts[1]))
+    })
+    .await;
     let st = cjs.get("replace").await.unwrap().status.unwrap();
     assert_eq!(st.active.map(|a| a.len()), Some(1));
 
