@@ -467,9 +467,16 @@ spec:
     assert_eq!(pvcs.column("NAME"), ["data-web-0", "data-web-1"]);
 
     // The claim outlives its pod: a recreated web-1 finds its data again.
-    k.ok(&["delete", "pod", "web-1"]);
+    // kubectl's wait for the deletion can miss it when the StatefulSet recreates the same name
+    // before the wait lists (it then waits for the new pod): wait on the uid instead.
+    let old_uid = k.ok(&["get", "pod", "web-1", "-o", "jsonpath={.metadata.uid}"]);
+    k.ok(&["delete", "pod", "web-1", "--wait=false"]);
     wait_until(T, "web-1 back", || {
-        common::pod_cell(&s, "default", "web-1", "STATUS") == "Running" && sts_ready(&s, "web") == "2/2"
+        let uid = k.run(&["get", "pod", "web-1", "-o", "jsonpath={.metadata.uid}"]).stdout;
+        !uid.is_empty()
+            && uid != old_uid
+            && common::pod_cell(&s, "default", "web-1", "STATUS") == "Running"
+            && sts_ready(&s, "web") == "2/2"
     });
     wait_until(T, "web-1 reads its old file", || {
         k.run(&["exec", "web-1", "--", "cat", "/data/own.txt"]).stdout.trim() == "written-by-web-1"
