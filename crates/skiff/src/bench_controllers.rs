@@ -56,6 +56,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     components.spawn(async move { skiff_agent::sim::run(c, sim).await.context("simulated nodes") });
     wait_for_nodes(&client, opts.nodes, opts.timeout).await?;
     let rss_before = memory_kb("VmRSS");
+    // Every store write (object or event) takes one revision.
+    let revision_before = running.server.cache.revision();
 
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let (available_tx, mut available_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -89,6 +91,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
         }
     }
     let all = start.elapsed();
+    let writes = running.server.cache.revision() - revision_before;
     watch.abort();
     let peak = memory_kb("VmHWM");
     components.shutdown().await;
@@ -111,6 +114,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     writeln!(out, "  all Available after   {secs:>8.2} s")?;
     writeln!(out, "  Deployments/s         {:>8.1}", opts.deployments as f64 / secs)?;
     writeln!(out, "  pods/s                {:>8.1}", pods as f64 / secs)?;
+    writeln!(
+        out,
+        "  API writes            {:>8} ({:.1} per pod, {:.0}/s)",
+        writes,
+        writes as f64 / pods.max(1) as f64,
+        writes as f64 / secs
+    )?;
     writeln!(out, "  RSS before creates    {:>8} kB", rss_before)?;
     writeln!(out, "  peak RSS (VmHWM)      {:>8} kB", peak)?;
     Ok(out)
