@@ -2,13 +2,12 @@
 //! template's nodeName, nodeSelector and required node affinity, and its taints must be
 //! tolerated by the template plus the default DaemonSet tolerations.
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec, Taint,
     Toleration,
 };
 use kube::ResourceExt;
+use skiff_api::node_affinity::required_matches;
 
 use crate::node_lifecycle::eviction::tolerates;
 
@@ -90,55 +89,9 @@ pub fn target_node(pod: &Pod) -> Option<String> {
     })
 }
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => match (value.map(str::parse::<i64>), values) {
-            (Some(Ok(v)), [bound]) => match bound.parse::<i64>() {
-                Ok(b) if r.operator == "Gt" => v > b,
-                Ok(b) => v < b,
-                Err(_) => false,
-            },
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// A node selector term: every expression on labels and every field (only `metadata.name`)
-/// matches; an empty term matches nothing.
-fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields
-            .iter()
-            .all(|r| r.key == "metadata.name" && requirement_matches(r, Some(name)))
-}
-
 /// upstream `GetRequiredNodeAffinity(pod).Match(node)`: nodeSelector and required affinity.
 fn fits_affinity(spec: &PodSpec, node: &Node) -> bool {
-    let labels = node.labels();
-    let name = node.name_any();
-    let selector_ok = spec
-        .node_selector
-        .as_ref()
-        .is_none_or(|sel| sel.iter().all(|(k, v)| labels.get(k) == Some(v)));
-    let required = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
-    selector_ok && required.is_none_or(|r| r.node_selector_terms.iter().any(|t| term_matches(t, labels, &name)))
+    required_matches(spec, node.labels(), &node.name_any())
 }
 
 fn untolerated<'a>(taints: &'a [Taint], tols: &[Toleration], effects: &[&str]) -> Option<&'a Taint> {

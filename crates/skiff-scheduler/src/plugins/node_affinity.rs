@@ -1,9 +1,7 @@
 //! upstream `NodeAffinity`: `nodeSelector` and required node affinity filter nodes; preferred
 //! node affinity terms add their weights to the score.
 
-use std::collections::BTreeMap;
-
-use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
+use skiff_api::node_affinity::{required_matches, term_matches};
 
 use super::{default_normalize, Filter, PodInfo, Score, Status};
 use crate::cache::NodeInfo;
@@ -14,45 +12,6 @@ pub const ERR_REASON: &str = "node(s) didn't match Pod's node affinity/selector"
 /// The node selector and affinity plugin.
 pub struct NodeAffinity;
 
-fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool {
-    let values = r.values.as_deref().unwrap_or(&[]);
-    match r.operator.as_str() {
-        "In" => value.is_some_and(|v| values.iter().any(|x| x == v)),
-        "NotIn" => value.is_none_or(|v| !values.iter().any(|x| x == v)),
-        "Exists" => value.is_some(),
-        "DoesNotExist" => value.is_none(),
-        "Gt" | "Lt" => {
-            let (Some(v), [bound]) = (value, values) else {
-                return false;
-            };
-            match (v.parse::<i64>(), bound.parse::<i64>()) {
-                (Ok(v), Ok(b)) if r.operator == "Gt" => v > b,
-                (Ok(v), Ok(b)) => v < b,
-                _ => false,
-            }
-        }
-        _ => false,
-    }
-}
-
-/// upstream: a term matches when all its expressions (on labels) and fields (only
-/// `metadata.name`) match; an empty term matches nothing.
-pub fn term_matches(term: &NodeSelectorTerm, labels: &BTreeMap<String, String>, name: &str) -> bool {
-    let exprs = term.match_expressions.as_deref().unwrap_or(&[]);
-    let fields = term.match_fields.as_deref().unwrap_or(&[]);
-    if exprs.is_empty() && fields.is_empty() {
-        return false;
-    }
-    exprs
-        .iter()
-        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| {
-            r.key == "metadata.name"
-                && matches!(r.operator.as_str(), "In" | "NotIn")
-                && requirement_matches(r, Some(name))
-        })
-}
-
 impl Filter for NodeAffinity {
     fn name(&self) -> &'static str {
         "NodeAffinity"
@@ -60,27 +19,11 @@ impl Filter for NodeAffinity {
 
     fn filter(&self, pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
         let Some(spec) = pod.spec() else { return Ok(()) };
-        let labels = node.labels();
-        if let Some(sel) = &spec.node_selector {
-            if !sel.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                return Err(Status::unresolvable(ERR_REASON));
-            }
+        if required_matches(spec, node.labels(), &node.name) {
+            Ok(())
+        } else {
+            Err(Status::unresolvable(ERR_REASON))
         }
-        let required = spec
-            .affinity
-            .as_ref()
-            .and_then(|a| a.node_affinity.as_ref())
-            .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
-        if let Some(req) = required {
-            if !req
-                .node_selector_terms
-                .iter()
-                .any(|t| term_matches(t, labels, &node.name))
-            {
-                return Err(Status::unresolvable(ERR_REASON));
-            }
-        }
-        Ok(())
     }
 }
 
