@@ -2,8 +2,6 @@
 //! with 403; an admitted one is charged to `status.used` before it is stored, so concurrent
 //! creates cannot overshoot together (the quota controller recomputes usage from what exists).
 
-use std::collections::BTreeMap;
-
 use serde_json::{json, Value};
 use skiff_api::quota::{self, Usage};
 use skiff_api::registry::{self, ResourceDef};
@@ -94,7 +92,7 @@ pub async fn admit_create(server: &ApiServer, def: &'static ResourceDef, obj: &V
                     quota::pretty(&mask(&hard))
                 )));
             }
-            charges.push((key.clone(), quota::to_list(&merged(&used, &new_used))));
+            charges.push((key.clone(), quota::to_list(&new_used)));
         }
         if dry_run || charges.is_empty() {
             return Ok(());
@@ -106,13 +104,6 @@ pub async fn admit_create(server: &ApiServer, def: &'static ResourceDef, obj: &V
     Err(ApiError::internal(
         "resource quota evaluation could not update a changing quota",
     ))
-}
-
-/// `used` with the charged names replaced.
-fn merged(used: &Usage, new_used: &Usage) -> Usage {
-    let mut out: BTreeMap<String, _> = used.clone();
-    out.extend(new_used.iter().map(|(k, v)| (k.clone(), *v)));
-    out
 }
 
 /// Writes the new `status.used` of each quota; `false` when one changed since it was read.
