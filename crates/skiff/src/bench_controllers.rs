@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -58,6 +60,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     let rss_before = memory_kb("VmRSS");
     // Every store write (object or event) takes one revision.
     let revision_before = running.server.cache.revision();
+    let counters = count_writes(&running.server.cache);
 
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let (available_tx, mut available_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -93,6 +96,8 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     let all = start.elapsed();
     let writes = running.server.cache.revision() - revision_before;
     watch.abort();
+    let mut by_resource = counters.finish();
+    by_resource.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
     let peak = memory_kb("VmHWM");
     components.shutdown().await;
     running.shutdown().await;
@@ -121,6 +126,13 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
         writes as f64 / pods.max(1) as f64,
         writes as f64 / secs
     )?;
+    for (plural, n) in by_resource.iter().filter(|(_, n)| *n > 0) {
+        writeln!(
+            out,
+            "    {plural:<22}{n:>8} ({:.2} per pod)",
+            *n as f64 / pods.max(1) as f64
+        )?;
+    }
     writeln!(out, "  RSS before creates    {:>8} kB", rss_before)?;
     writeln!(out, "  peak RSS (VmHWM)      {:>8} kB", peak)?;
     Ok(out)
@@ -188,4 +200,47 @@ fn memory_kb(field: &str) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Per-resource write counters fed by watch-cache subscriptions.
+struct WriteCounters(Vec<(&'static str, Arc<AtomicU64>, tokio::task::JoinHandle<()>)>);
+
+impl WriteCounters {
+    /// Stops counting and returns the counts by resource.
+    fn finish(self) -> Vec<(&'static str, u64)> {
+        self.0
+            .into_iter()
+            .map(|(plural, n, task)| {
+                task.abort();
+                (plural, n.load(Ordering::Relaxed))
+            })
+            .collect()
+    }
+}
+
+/// Counts every event of every resource from now on (a lagging receiver counts what it skipped).
+fn count_writes(cache: &skiff_apiserver::cache::Cache) -> WriteCounters {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // events.k8s.io and core events share one store prefix: count them once.
+    for def in skiff_api::registry::RESOURCES.iter().filter(|d| seen.insert(d.plural)) {
+        let Ok(sub) = cache.subscribe(def, Some(cache.revision())) else {
+            continue;
+        };
+        let n = Arc::new(AtomicU64::new(sub.backlog.len() as u64));
+        let mut live = sub.live;
+        let counter = n.clone();
+        let task = tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match live.recv().await {
+                    Ok(_) => counter.fetch_add(1, Ordering::Relaxed),
+                    Err(RecvError::Lagged(k)) => counter.fetch_add(k, Ordering::Relaxed),
+                    Err(RecvError::Closed) => return,
+                };
+            }
+        });
+        out.push((def.plural, n, task));
+    }
+    WriteCounters(out)
 }

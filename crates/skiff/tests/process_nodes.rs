@@ -67,7 +67,7 @@ spec:
     volumeMounts: [{name: data, mountPath: /data}]
   - name: reader
     image: busybox
-    command: [sh, -c, 'until [ "$(wc -l < /data/log 2>/dev/null)" = 3 ]; do sleep 0.1; done; cat /data/log; sleep 3600']
+    command: [sh, -c, 'until [ "$(cat /data/log 2>/dev/null | wc -l)" = 3 ]; do sleep 0.1; done; cat /data/log; sleep 3600']
     volumeMounts: [{name: data, mountPath: /data}]
 "#,
     );
