@@ -16,11 +16,11 @@ use crate::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::informer::{self, Informer};
+use crate::informer::Informers;
 use crate::Error;
 
 /// The provisioner name classes use to select this controller.
@@ -40,18 +40,20 @@ pub struct Options {
 struct Controller {
     client: Client,
     opts: Options,
-    classes: Informer<StorageClass>,
-    claims: Informer<PersistentVolumeClaim>,
-    volumes: Informer<PersistentVolume>,
+    classes: Store<StorageClass>,
+    claims: Store<PersistentVolumeClaim>,
+    volumes: Store<PersistentVolume>,
+    /// Keeps the watches running.
+    _informers: Informers,
     recorder: Recorder,
 }
 
 /// Runs the controller until the future is dropped.
 pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let classes = informer::start(Api::<StorageClass>::all(client.clone()), cfg.clone()).await?;
-    let claims = informer::start(Api::<PersistentVolumeClaim>::all(client.clone()), cfg.clone()).await?;
-    let volumes = informer::start(Api::<PersistentVolume>::all(client.clone()), cfg).await?;
+    let informers = Informers::new(client.clone());
+    let classes = informers.synced().await?;
+    let claims = informers.synced().await?;
+    let volumes = informers.synced().await?;
     let reporter = Reporter {
         controller: format!("{PROVISIONER}_skiff"),
         instance: None,
@@ -64,6 +66,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         claims,
         volumes,
         recorder,
+        _informers: informers,
     };
     let mut ticker = tokio::time::interval(RESYNC);
     loop {
@@ -102,13 +105,12 @@ impl Controller {
     async fn reconcile_all(&self) {
         let classes: BTreeMap<String, _> = self
             .classes
-            .store
             .state()
             .into_iter()
             .filter(|c| c.provisioner == PROVISIONER)
             .map(|c| (c.name_any(), c))
             .collect();
-        for claim in self.claims.store.state() {
+        for claim in self.claims.state() {
             if claim.metadata.deletion_timestamp.is_some() || claim_phase(&claim) != "Pending" {
                 continue;
             }
@@ -119,7 +121,7 @@ impl Controller {
                 tracing::warn!(claim = %claim.name_any(), error = %e, "provisioning a local-path volume failed");
             }
         }
-        for pv in self.volumes.store.state() {
+        for pv in self.volumes.state() {
             if pv.annotations().get(PROVISIONED_BY).map(String::as_str) != Some(PROVISIONER) {
                 continue;
             }
@@ -241,7 +243,6 @@ impl Controller {
         if pv_phase(pv) != "Released" {
             let cached = self
                 .claims
-                .store
                 .state()
                 .into_iter()
                 .any(|c| c.namespace().as_deref() == Some(ns) && c.name_any() == name && c.uid() == claim_ref.uid);

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
 /// Whether `labels` satisfy `selector` (matchLabels and matchExpressions). An empty selector
@@ -68,39 +68,6 @@ pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> 
         Some(_) if min_ready_seconds <= 0 => true,
         Some(None) => false,
         Some(Some(t)) => t + jiff::SignedDuration::from_secs(min_ready_seconds.into()) <= now,
-    }
-}
-
-/// Drops what owner controllers never read from a pod — its spec but the node, annotations,
-/// managed fields, most of its status — so caches of many thousands of pods stay small.
-pub fn trim_for_owner(pod: &mut Pod) {
-    pod.metadata.annotations = None;
-    pod.metadata.managed_fields = None;
-    if let Some(spec) = pod.spec.as_mut() {
-        *spec = PodSpec {
-            node_name: spec.node_name.take(),
-            ..Default::default()
-        };
-    }
-    if let Some(st) = pod.status.as_mut() {
-        *st = PodStatus {
-            phase: st.phase.take(),
-            conditions: st
-                .conditions
-                .take()
-                .map(|cs| cs.into_iter().filter(|c| c.type_ == "Ready").collect()),
-            container_statuses: st.container_statuses.take().map(|cs| {
-                cs.into_iter()
-                    .map(|c| ContainerStatus {
-                        name: c.name,
-                        ready: c.ready,
-                        restart_count: c.restart_count,
-                        ..Default::default()
-                    })
-                    .collect()
-            }),
-            ..Default::default()
-        };
     }
 }
 

@@ -3,23 +3,23 @@
 //! in slow-start batches guarded by expectations, and deleting surplus pods by upstream rank.
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::events::{Event, EventType, Recorder, Reporter};
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
 use crate::expectations::Expectation;
-use crate::pods::{controller_ref, is_active, is_available, ready_since, selector_matches, trim_for_owner};
+use crate::informer::{self, Informers};
+use crate::pods::{controller_ref, is_active, is_available, ready_since, selector_matches};
 use crate::Error;
 
 /// upstream: `burstReplicas`, the most pods created or deleted in one sync.
@@ -201,9 +201,9 @@ fn deletion_order(pods: &mut [Arc<Pod>]) {
 }
 
 enum Msg {
-    Rs(watcher::Event<ReplicaSet>),
-    Rc(watcher::Event<ReplicationController>),
-    Pod(watcher::Event<Pod>),
+    Rs(informer::Event<ReplicaSet>),
+    Rc(informer::Event<ReplicationController>),
+    Pod(informer::Event<Pod>),
 }
 
 struct Controller {
@@ -248,34 +248,12 @@ impl PodIndex {
 }
 
 /// Runs the ReplicaSet and ReplicationController controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (rs, rs_w) = reflector::store();
-    let (rc, rc_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            rs_w,
-            watcher(Api::<ReplicaSet>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Rs) })
-        .boxed(),
-        reflector::reflector(
-            rc_w,
-            watcher(Api::<ReplicationController>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Rc) })
-        .boxed(),
-        reflector::reflector(
-            pods_w,
-            watcher(Api::<Pod>::all(client.clone()), cfg)
-                .default_backoff()
-                .modify(trim_for_owner),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Pod) })
-        .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (rs, rs_events) = informers.watch(Msg::Rs);
+    let (rc, rc_events) = informers.watch(Msg::Rc);
+    let (pods, pod_events) = informers.watch(Msg::Pod);
+    let streams = vec![rs_events, rc_events, pod_events];
     let mut events = futures::stream::select_all(streams);
     let recorder = |controller: &str| {
         Recorder::new(
@@ -393,13 +371,13 @@ impl Controller {
                 self.mark_all();
             }
             Msg::Rs(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                self.owner_seen(Key::of(Kind::ReplicaSet, &o), o.uid())
+                self.owner_seen(Key::of(Kind::ReplicaSet, &*o), o.uid())
             }
             Msg::Rc(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
-                self.owner_seen(Key::of(Kind::ReplicationController, &o), o.uid())
+                self.owner_seen(Key::of(Kind::ReplicationController, &*o), o.uid())
             }
-            Msg::Rs(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicaSet, &o), o.uid()),
-            Msg::Rc(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicationController, &o), o.uid()),
+            Msg::Rs(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicaSet, &*o), o.uid()),
+            Msg::Rc(watcher::Event::Delete(o)) => self.owner_gone(Key::of(Kind::ReplicationController, &*o), o.uid()),
             Msg::Pod(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => self.pod_changed(&p, false),
             Msg::Pod(watcher::Event::Delete(p)) => self.pod_changed(&p, true),
             Msg::Rs(watcher::Event::Init) | Msg::Rc(watcher::Event::Init) | Msg::Pod(watcher::Event::Init) => {}

@@ -93,8 +93,12 @@ async fn cronjobs_schedule_track_and_clean_up() {
             ..Default::default()
         },
     ));
-    let job_ctl = tokio::spawn(skiff_controllers::job::run(client.clone()));
-    let ctl = tokio::spawn(skiff_controllers::cronjob::run(client.clone()));
+    let job_ctl = tokio::spawn(skiff_controllers::job::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
+    let ctl = tokio::spawn(skiff_controllers::cronjob::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
     let cjs: Api<CronJob> = Api::namespaced(client.clone(), "default");
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let pp = PostParams::default();

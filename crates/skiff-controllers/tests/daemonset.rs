@@ -156,7 +156,9 @@ async fn daemonset_follows_nodes_and_rolls_updates() {
             ..Default::default()
         },
     ));
-    let ctl = tokio::spawn(skiff_controllers::daemonset::run(client.clone()));
+    let ctl = tokio::spawn(skiff_controllers::daemonset::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let sets: Api<DaemonSet> = Api::namespaced(client.clone(), "default");

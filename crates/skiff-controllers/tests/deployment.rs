@@ -59,11 +59,11 @@ impl Cluster {
         }));
         let c = client.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = skiff_controllers::replicaset::run(c).await;
+            let _ = skiff_controllers::replicaset::run(skiff_controllers::informer::Informers::new(c)).await;
         }));
         let c = client.clone();
         tasks.push(tokio::spawn(async move {
-            let _ = skiff_controllers::deployment::run(c).await;
+            let _ = skiff_controllers::deployment::run(skiff_controllers::informer::Informers::new(c)).await;
         }));
         Cluster {
             running: Some(running),

@@ -214,7 +214,9 @@ async fn replicaset_pods_follow_the_propagation_policy() {
             ..Default::default()
         },
     ));
-    let rsc = tokio::spawn(skiff_controllers::replicaset::run(client.clone()));
+    let rsc = tokio::spawn(skiff_controllers::replicaset::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
     let gc = tokio::spawn(skiff_controllers::gc::run(client.clone()));
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");

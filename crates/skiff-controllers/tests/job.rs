@@ -70,7 +70,9 @@ async fn jobs_complete_fail_suspend_and_expire() {
             ..Default::default()
         },
     ));
-    let ctl = tokio::spawn(skiff_controllers::job::run(client.clone()));
+    let ctl = tokio::spawn(skiff_controllers::job::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
     let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
 

@@ -67,7 +67,10 @@ async fn silent_node_becomes_unknown_tainted_and_evicted() {
         monitor_period: Duration::from_millis(100),
         grace_period: Duration::from_secs(1),
     };
-    let ctl = tokio::spawn(node_lifecycle::run(client.clone(), opts));
+    let ctl = tokio::spawn(node_lifecycle::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+        opts,
+    ));
 
     wait_for("node Unknown", || async {
         taints::ready_status(&nodes.get("n1").await.unwrap()) == "Unknown"

@@ -67,7 +67,9 @@ async fn replicaset_scales_replaces_releases_and_rc_too() {
             ..Default::default()
         },
     ));
-    let ctl = tokio::spawn(skiff_controllers::replicaset::run(client.clone()));
+    let ctl = tokio::spawn(skiff_controllers::replicaset::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");

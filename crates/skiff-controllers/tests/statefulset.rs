@@ -168,7 +168,9 @@ async fn statefulset_orders_scales_updates_and_keeps_claims() {
             ..Default::default()
         },
     ));
-    let ctl = tokio::spawn(skiff_controllers::statefulset::run(client.clone()));
+    let ctl = tokio::spawn(skiff_controllers::statefulset::run(
+        skiff_controllers::informer::Informers::new(client.clone()),
+    ));
     let (journal, watch) = journal(client.clone());
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

@@ -43,7 +43,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
         .context("starting the API server")?;
     let client = running.client();
     let mut components = crate::up::Components::new();
-    crate::up::spawn_controllers(&mut components, &client);
+    crate::up::spawn_controllers(
+        &mut components,
+        &skiff_controllers::informer::Informers::new(client.clone()),
+    );
     let c = client.clone();
     components.spawn(async move {
         skiff_scheduler::run(c, skiff_scheduler::SchedulerOptions::default())
@@ -94,6 +97,11 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
         }
     }
     let all = start.elapsed();
+    // A controller that creates too many pods would look fast; the count must be exact.
+    let pods_api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), "default");
+    let made = pods_api.list_metadata(&Default::default()).await?.items.len();
+    let want = opts.deployments * opts.replicas.max(0) as usize;
+    anyhow::ensure!(made == want, "{made} pods exist for {want} replicas");
     let writes = running.server.cache.revision() - revision_before;
     watch.abort();
     let mut by_resource = counters.finish();

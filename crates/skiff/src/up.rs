@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use skiff_controllers::informer::Informers;
 
 /// Flags of `skiff up`.
 #[derive(Args, Debug)]
@@ -57,28 +58,19 @@ fn default_data_dir() -> PathBuf {
 /// The tasks of every component in this process.
 pub type Components = tokio::task::JoinSet<anyhow::Result<()>>;
 
-/// Starts the controllers of kube-controller-manager that take only a client.
-pub fn spawn_controllers(components: &mut Components, client: &kube::Client) {
+/// Starts the controllers of kube-controller-manager, sharing one set of informers.
+pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
     use skiff_controllers as c;
     macro_rules! spawn {
-        ($($module:ident),*) => {$({
-            let client = client.clone();
+        ($arg:expr => $($module:ident),*) => {$({
+            let arg = $arg;
             components.spawn(async move {
-                c::$module::run(client).await.context(concat!(stringify!($module), " controller"))
+                c::$module::run(arg).await.context(concat!(stringify!($module), " controller"))
             });
         })*};
     }
-    spawn!(
-        replicaset,
-        deployment,
-        statefulset,
-        daemonset,
-        job,
-        cronjob,
-        gc,
-        namespace,
-        resourcequota
-    );
+    spawn!(informers.clone() => replicaset, deployment, statefulset, daemonset, job, cronjob);
+    spawn!(informers.client().clone() => gc, namespace, resourcequota);
 }
 
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
@@ -98,9 +90,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     let mut components = Components::new();
-    let c = client.clone();
+    let informers = Informers::new(client.clone());
+    let i = informers.clone();
     components.spawn(async move {
-        skiff_controllers::node_lifecycle::run(c, lifecycle)
+        skiff_controllers::node_lifecycle::run(i, lifecycle)
             .await
             .context("node lifecycle controller")
     });
@@ -113,7 +106,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .await
             .context("local-path provisioner")
     });
-    spawn_controllers(&mut components, &client);
+    spawn_controllers(&mut components, &informers);
     let (c, ca) = (client.clone(), running.ca_pem.clone());
     components.spawn(async move {
         skiff_controllers::serviceaccount::run_with(c, Some(ca))

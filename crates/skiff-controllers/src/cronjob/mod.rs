@@ -9,15 +9,16 @@ mod sync;
 mod times;
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, ResourceExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use crate::informer::{self, Informers};
+use kube::{Client, ResourceExt};
 use tokio::time::Instant;
 
 use crate::pods::controller_of;
@@ -38,8 +39,8 @@ struct Key {
 // Events pass through once and are never stored, so their size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    CronJob(watcher::Event<CronJob>),
-    Job(watcher::Event<Job>),
+    CronJob(informer::Event<CronJob>),
+    Job(informer::Event<Job>),
 }
 
 /// What a sync needs: the caches, the client and the event recorder.
@@ -51,22 +52,11 @@ struct Ctx {
 }
 
 /// Runs the CronJob controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (cronjobs, cj_w) = reflector::store();
-    let (jobs, jobs_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            cj_w,
-            watcher(Api::<CronJob>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::CronJob) })
-        .boxed(),
-        reflector::reflector(jobs_w, watcher(Api::<Job>::all(client.clone()), cfg).default_backoff())
-            .filter_map(|e| async move { e.ok().map(Msg::Job) })
-            .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (cronjobs, cronjob_events) = informers.watch(Msg::CronJob);
+    let (jobs, job_events) = informers.watch(Msg::Job);
+    let streams = vec![cronjob_events, job_events];
     let mut events = futures::stream::select_all(streams);
     let recorder = Recorder::new(
         client.clone(),

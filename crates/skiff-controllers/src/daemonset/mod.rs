@@ -9,23 +9,23 @@ mod status;
 mod update;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Affinity, Node, ObjectReference, Pod, PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
 use crate::events::{error_text, Event, EventType, Recorder, Reporter};
 use crate::expectations::Expectation;
 use crate::history;
+use crate::informer::{self, Informers};
 use crate::pods::{controller_of, controller_ref, is_available, ready_since, selector_matches};
 use crate::Error;
 
@@ -45,10 +45,10 @@ const TEMPLATE_GENERATION_ANNOTATION: &str = "deprecated.daemonset.template.gene
 type Key = (String, String);
 
 enum Msg {
-    Ds(Box<watcher::Event<DaemonSet>>),
-    Pod(Box<watcher::Event<Pod>>),
-    Node(Box<watcher::Event<Node>>),
-    Rev(Box<watcher::Event<ControllerRevision>>),
+    Ds(informer::Event<DaemonSet>),
+    Pod(informer::Event<Pod>),
+    Node(informer::Event<Node>),
+    Rev(informer::Event<ControllerRevision>),
 }
 
 struct Controller {
@@ -66,77 +66,14 @@ struct Controller {
     dirty: HashSet<Key>,
 }
 
-/// Keeps only what the controller reads of a pod (owners, labels, target node, phase and
-/// readiness), so caching every pod of a large cluster stays cheap.
-fn trim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            affinity: spec.affinity.map(|a| Affinity {
-                node_affinity: a.node_affinity,
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
-    }
-    if let Some(st) = pod.status.take() {
-        pod.status = Some(PodStatus {
-            phase: st.phase,
-            conditions: st
-                .conditions
-                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
-            ..Default::default()
-        });
-    }
-}
-
-fn trim_node(node: &mut Node) {
-    node.metadata.managed_fields = None;
-    if let Some(s) = node.status.as_mut() {
-        s.images = None;
-    }
-}
-
 /// Runs the DaemonSet controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (sets, sets_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    let (nodes, nodes_w) = reflector::store();
-    let (revs, revs_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            sets_w,
-            watcher(Api::<DaemonSet>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Ds(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            pods_w,
-            watcher(Api::<Pod>::all(client.clone()), cfg.clone())
-                .default_backoff()
-                .modify(trim_pod),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Pod(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            nodes_w,
-            watcher(Api::<Node>::all(client.clone()), cfg.clone())
-                .default_backoff()
-                .modify(trim_node),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Node(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            revs_w,
-            watcher(Api::<ControllerRevision>::all(client.clone()), cfg).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Rev(Box::new(e))) })
-        .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (sets, set_events) = informers.watch(Msg::Ds);
+    let (pods, pod_events) = informers.watch(Msg::Pod);
+    let (nodes, node_events) = informers.watch(Msg::Node);
+    let (revs, rev_events) = informers.watch(Msg::Rev);
+    let streams = vec![set_events, pod_events, node_events, rev_events];
     let mut events = futures::stream::select_all(streams);
     let mut c = Controller {
         recorder: Recorder::new(
@@ -269,7 +206,7 @@ impl Controller {
     fn handle(&mut self, msg: Msg, ready: &mut [bool; 4]) {
         use watcher::Event as E;
         match msg {
-            Msg::Ds(e) => match *e {
+            Msg::Ds(e) => match e {
                 E::InitDone => ready[0] = true,
                 E::Apply(d) | E::InitApply(d) => {
                     self.dirty.insert(key_of(&d));
@@ -281,7 +218,7 @@ impl Controller {
                 }
                 E::Init => {}
             },
-            Msg::Pod(e) => match *e {
+            Msg::Pod(e) => match e {
                 E::InitDone => {
                     ready[1] = true;
                     self.mark_all();
@@ -291,7 +228,7 @@ impl Controller {
                 E::Init => {}
             },
             // A node appearing, changing labels or taints, or going concerns every DaemonSet.
-            Msg::Node(e) => match *e {
+            Msg::Node(e) => match e {
                 E::InitDone => {
                     ready[2] = true;
                     self.mark_all();
@@ -299,7 +236,7 @@ impl Controller {
                 E::Apply(_) | E::Delete(_) => self.mark_all(),
                 E::InitApply(_) | E::Init => {}
             },
-            Msg::Rev(e) => match *e {
+            Msg::Rev(e) => match e {
                 E::InitDone => ready[3] = true,
                 E::Apply(r) | E::InitApply(r) | E::Delete(r) => {
                     if let Some(k) = ds_key(r.namespace(), controller_of(&r.metadata)) {

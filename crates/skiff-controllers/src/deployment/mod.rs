@@ -11,18 +11,18 @@ mod sync;
 mod util;
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
-use kube::{Api, Client, ResourceExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
 use tokio::time::Instant;
 
 use crate::events::{Event, EventType, Recorder, Reporter};
+use crate::informer::{self, Informers};
 use crate::pods::{controller_of, selector_matches};
 use crate::Error;
 
@@ -51,9 +51,9 @@ impl Key {
 }
 
 enum Msg {
-    Deployment(watcher::Event<Deployment>),
-    Rs(watcher::Event<ReplicaSet>),
-    Pod(watcher::Event<Pod>),
+    Deployment(informer::Event<Deployment>),
+    Rs(informer::Event<ReplicaSet>),
+    Pod(informer::Event<Pod>),
 }
 
 /// The caches and clients every sync reads and writes through.
@@ -76,50 +76,13 @@ struct Queue {
     rs_owner: HashMap<String, Key>,
 }
 
-/// Keeps only what the controller reads of a pod (owner, labels, phase).
-fn trim_pod(p: &mut Pod) {
-    p.spec = None;
-    p.metadata.managed_fields = None;
-    p.metadata.annotations = None;
-    let phase = p.status.as_ref().and_then(|s| s.phase.clone());
-    p.status = Some(PodStatus {
-        phase,
-        ..Default::default()
-    });
-}
-
 /// Runs the deployment controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (deployments, d_w) = reflector::store();
-    let (rss, rs_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            d_w,
-            watcher(Api::<Deployment>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Deployment) })
-        .boxed(),
-        reflector::reflector(
-            rs_w,
-            watcher(Api::<ReplicaSet>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Rs) })
-        .boxed(),
-        reflector::reflector(
-            pods_w,
-            // Only pods of ReplicaSets a Deployment made (their template carries the hash label):
-            // the server filters out every other pod. Pods of an adopted ReplicaSet without the
-            // label are not waited for by Recreate.
-            watcher(Api::<Pod>::all(client.clone()), cfg.labels("pod-template-hash"))
-                .default_backoff()
-                .modify(trim_pod),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Pod) })
-        .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (deployments, d_events) = informers.watch(Msg::Deployment);
+    let (rss, rs_events) = informers.watch(Msg::Rs);
+    let (pods, pod_events) = informers.watch(Msg::Pod);
+    let streams = vec![d_events, rs_events, pod_events];
     let mut events = futures::stream::select_all(streams);
     let recorder = Recorder::new(
         client.clone(),
@@ -211,10 +174,10 @@ impl Controller {
             Msg::Pod(watcher::Event::InitDone) => ready[2] = true,
             Msg::Deployment(watcher::Event::Init) | Msg::Rs(watcher::Event::Init) | Msg::Pod(watcher::Event::Init) => {}
             Msg::Deployment(watcher::Event::Apply(d) | watcher::Event::InitApply(d)) => {
-                q.dirty.insert(Key::of(&d, d.name_any()));
+                q.dirty.insert(Key::of(&*d, d.name_any()));
             }
             Msg::Deployment(watcher::Event::Delete(d)) => {
-                let k = Key::of(&d, d.name_any());
+                let k = Key::of(&*d, d.name_any());
                 q.timers.remove(&k);
                 q.failures.remove(&k);
             }

@@ -17,18 +17,19 @@ mod sync;
 mod ttl;
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use crate::informer::{self, Informers};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio::time::Instant;
@@ -56,8 +57,8 @@ struct Key {
 // Events pass through once and are never stored, so their size does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Msg {
-    Job(watcher::Event<Job>),
-    Pod(watcher::Event<Pod>),
+    Job(informer::Event<Job>),
+    Pod(informer::Event<Pod>),
 }
 
 /// The controller's caches and bookkeeping.
@@ -85,27 +86,11 @@ struct Controller {
 }
 
 /// Runs the Job controller and the TTL-after-finished controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (jobs, jobs_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            jobs_w,
-            watcher(Api::<Job>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Job) })
-        .boxed(),
-        reflector::reflector(
-            pods_w,
-            watcher(Api::<Pod>::all(client.clone()), cfg)
-                .default_backoff()
-                .modify(pod_util::trim_for_job),
-        )
-        .filter_map(|e| async move { e.ok().map(Msg::Pod) })
-        .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (jobs, job_events) = informers.watch(Msg::Job);
+    let (pods, pod_events) = informers.watch(Msg::Pod);
+    let streams = vec![job_events, pod_events];
     let ttl = tokio::spawn(ttl::run(client.clone(), jobs.clone()));
     let _abort_ttl = AbortOnDrop(ttl);
     let mut events = futures::stream::select_all(streams);

@@ -5,7 +5,7 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerState, ContainerStateTerminated, ContainerStatus, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 
 use crate::pods::ready_since;
 
@@ -13,56 +13,6 @@ use crate::pods::ready_since;
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// Annotation (and label) with an Indexed Job pod's completion index.
 pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
-
-/// Drops what the Job controller never reads of a pod — its spec but the node, annotations but
-/// the completion index and failure counts, managed fields, container details but restarts and exits — so a
-/// cache of many thousands of pods stays small.
-pub fn trim_for_job(pod: &mut Pod) {
-    let m = &mut pod.metadata;
-    m.managed_fields = None;
-    if let Some(a) = m.annotations.as_mut() {
-        a.retain(|k, _| {
-            k == COMPLETION_INDEX
-                || k == super::per_index::FAILURE_COUNT
-                || k == super::per_index::IGNORED_FAILURE_COUNT
-        });
-    }
-    if let Some(spec) = pod.spec.as_mut() {
-        *spec = PodSpec {
-            node_name: spec.node_name.take(),
-            ..Default::default()
-        };
-    }
-    let slim = |cs: Option<Vec<ContainerStatus>>| {
-        cs.map(|cs| {
-            cs.into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    ready: c.ready,
-                    restart_count: c.restart_count,
-                    state: c.state.and_then(|s| s.terminated).map(|t| ContainerState {
-                        terminated: Some(ContainerStateTerminated {
-                            exit_code: t.exit_code,
-                            finished_at: t.finished_at,
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                })
-                .collect()
-        })
-    };
-    if let Some(st) = pod.status.as_mut() {
-        *st = PodStatus {
-            phase: st.phase.take(),
-            conditions: st.conditions.take(),
-            container_statuses: slim(st.container_statuses.take()),
-            init_container_statuses: slim(st.init_container_statuses.take()),
-            ..Default::default()
-        };
-    }
-}
 
 /// The pod's phase, "" when unknown.
 pub fn phase(p: &Pod) -> &str {

@@ -14,12 +14,11 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
-use crate::informer::{self, Informer};
+use crate::informer::Informers;
 use crate::Error;
 
 /// Namespace of node leases.
@@ -53,19 +52,21 @@ struct Health {
 struct Controller {
     client: Client,
     opts: Options,
-    nodes: Informer<Node>,
-    leases: Informer<Lease>,
-    pods: Informer<Pod>,
+    nodes: Store<Node>,
+    leases: Store<Lease>,
+    pods: Store<Pod>,
+    /// Keeps the watches running.
+    _informers: Informers,
     recorder: Recorder,
     health: HashMap<String, Health>,
 }
 
 /// Runs the controller until the future is dropped.
-pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let nodes = informer::start(Api::<Node>::all(client.clone()), cfg.clone()).await?;
-    let leases = informer::start(Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE), cfg.clone()).await?;
-    let pods = informer::start_trimmed(Api::<Pod>::all(client.clone()), cfg, trim_pod).await?;
+pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let nodes = informers.synced().await?;
+    let leases = informers.synced().await?;
+    let pods = informers.synced().await?;
     let reporter = Reporter {
         controller: "node-controller".into(),
         instance: None,
@@ -79,6 +80,7 @@ pub async fn run(client: Client, opts: Options) -> Result<(), Error> {
         pods,
         recorder,
         health: HashMap::new(),
+        _informers: informers,
     };
     let mut ticker = tokio::time::interval(c.opts.monitor_period);
     loop {
@@ -102,21 +104,6 @@ fn heartbeat(node: &Node, lease: Option<&Lease>) -> String {
     format!("{renew:?}|{posted:?}")
 }
 
-/// Keeps what this controller reads of a pod: identity, node, tolerations, deletion state.
-fn trim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    pod.metadata.labels = None;
-    pod.metadata.owner_references = None;
-    pod.status = None;
-    if let Some(spec) = pod.spec.as_mut() {
-        spec.containers = Vec::new();
-        spec.init_containers = None;
-        spec.volumes = None;
-        spec.affinity = None;
-    }
-}
-
 fn pod_ref(pod: &Pod) -> ObjectReference {
     pod.object_ref(&())
 }
@@ -124,9 +111,9 @@ fn pod_ref(pod: &Pod) -> ObjectReference {
 impl Controller {
     async fn reconcile_all(&mut self) {
         let now = Instant::now();
-        let nodes = self.nodes.store.state();
+        let nodes = self.nodes.state();
         let mut pods_by_node: HashMap<String, Vec<std::sync::Arc<Pod>>> = HashMap::new();
-        for p in self.pods.store.state() {
+        for p in self.pods.state() {
             if let Some(n) = p.spec.as_ref().and_then(|s| s.node_name.clone()) {
                 pods_by_node.entry(n).or_default().push(p);
             }
@@ -135,7 +122,7 @@ impl Controller {
             .retain(|name, _| nodes.iter().any(|n| n.name_any() == *name));
         for node in &nodes {
             let name = node.name_any();
-            let lease = self.leases.store.get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
+            let lease = self.leases.get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
             let beat = heartbeat(node, lease.as_deref());
             let h = self.health.entry(name.clone()).or_insert_with(|| Health {
                 beat: beat.clone(),

@@ -9,17 +9,18 @@ mod identity;
 mod status;
 
 use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
-use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, PodSpec, PodStatus, PodTemplateSpec};
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+
+use crate::informer::{self, Informers};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 
@@ -39,10 +40,10 @@ const MAX_BATCH: usize = 500;
 type Key = (String, String);
 
 enum Msg {
-    Set(Box<watcher::Event<StatefulSet>>),
-    Pod(Box<watcher::Event<Pod>>),
-    Rev(Box<watcher::Event<ControllerRevision>>),
-    Pvc(Box<watcher::Event<PersistentVolumeClaim>>),
+    Set(informer::Event<StatefulSet>),
+    Pod(informer::Event<Pod>),
+    Rev(informer::Event<ControllerRevision>),
+    Pvc(informer::Event<PersistentVolumeClaim>),
 }
 
 struct Controller {
@@ -59,65 +60,14 @@ struct Controller {
     dirty: HashSet<Key>,
 }
 
-/// Keeps only what the controller reads of a pod (identity, owners, claims, phase and
-/// readiness), so caching every pod of a large cluster stays cheap.
-fn trim_pod(pod: &mut Pod) {
-    pod.metadata.managed_fields = None;
-    pod.metadata.annotations = None;
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            volumes: spec.volumes,
-            ..Default::default()
-        });
-    }
-    if let Some(st) = pod.status.take() {
-        pod.status = Some(PodStatus {
-            phase: st.phase,
-            conditions: st
-                .conditions
-                .map(|c| c.into_iter().filter(|c| c.type_ == "Ready").collect()),
-            ..Default::default()
-        });
-    }
-}
-
 /// Runs the StatefulSet controller until the future is dropped.
-pub async fn run(client: Client) -> Result<(), Error> {
-    let cfg = watcher::Config::default();
-    let (sets, sets_w) = reflector::store();
-    let (pods, pods_w) = reflector::store();
-    let (revs, revs_w) = reflector::store();
-    let (pvcs, pvcs_w) = reflector::store();
-    type Boxed = Pin<Box<dyn Stream<Item = Msg> + Send>>;
-    let streams: Vec<Boxed> = vec![
-        reflector::reflector(
-            sets_w,
-            watcher(Api::<StatefulSet>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Set(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            pods_w,
-            watcher(Api::<Pod>::all(client.clone()), cfg.clone())
-                .default_backoff()
-                .modify(trim_pod),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Pod(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            revs_w,
-            watcher(Api::<ControllerRevision>::all(client.clone()), cfg.clone()).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Rev(Box::new(e))) })
-        .boxed(),
-        reflector::reflector(
-            pvcs_w,
-            watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg).default_backoff(),
-        )
-        .filter_map(|e| async move { e.ok().map(|e| Msg::Pvc(Box::new(e))) })
-        .boxed(),
-    ];
+pub async fn run(informers: Informers) -> Result<(), Error> {
+    let client = informers.client().clone();
+    let (sets, set_events) = informers.watch(Msg::Set);
+    let (pods, pod_events) = informers.watch(Msg::Pod);
+    let (revs, rev_events) = informers.watch(Msg::Rev);
+    let (pvcs, pvc_events) = informers.watch(Msg::Pvc);
+    let streams = vec![set_events, pod_events, rev_events, pvc_events];
     let mut events = futures::stream::select_all(streams);
     let mut c = Controller {
         recorder: Recorder::new(
@@ -215,7 +165,7 @@ impl Controller {
     fn handle(&mut self, msg: Msg, ready: &mut [bool; 4]) {
         use watcher::Event as E;
         match msg {
-            Msg::Set(e) => match *e {
+            Msg::Set(e) => match e {
                 E::InitDone => ready[0] = true,
                 E::Apply(s) | E::InitApply(s) => {
                     self.dirty.insert(key_of(&s));
@@ -225,7 +175,7 @@ impl Controller {
                 }
                 E::Init => {}
             },
-            Msg::Pod(e) => match *e {
+            Msg::Pod(e) => match e {
                 E::InitDone => {
                     ready[1] = true;
                     self.mark_all();
@@ -234,7 +184,7 @@ impl Controller {
                 E::Delete(p) => self.pod_changed(&p, true),
                 E::Init => {}
             },
-            Msg::Rev(e) => match *e {
+            Msg::Rev(e) => match e {
                 E::InitDone => ready[2] = true,
                 E::Apply(r) | E::InitApply(r) | E::Delete(r) => {
                     if let Some(k) = set_key(r.namespace(), controller_ref_of(&r)) {
@@ -245,7 +195,7 @@ impl Controller {
             },
             // Claims are read from the cache when a set syncs; the resync brings their changes.
             Msg::Pvc(e) => {
-                if matches!(*e, E::InitDone) {
+                if matches!(e, E::InitDone) {
                     ready[3] = true;
                 }
             }
