@@ -18,6 +18,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource};
@@ -33,6 +34,16 @@ pub type Event<K> = watcher::Event<Arc<K>>;
 /// Bounds of the kinds an informer can watch.
 pub trait Kind: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static {}
 impl<K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static> Kind for K {}
+
+/// Drops what no controller reads before an object is cached: managedFields (often the largest
+/// part of an object; the server keeps its own on updates) and, for pods, what
+/// [`crate::pods::trim_cached`] drops.
+fn trim<K: Kind>(o: &mut K) {
+    o.meta_mut().managed_fields = None;
+    if let Some(pod) = (o as &mut dyn Any).downcast_mut::<Pod>() {
+        crate::pods::trim_cached(pod);
+    }
+}
 
 /// The informers of one set of controllers; clones share them. Watches stop when the last
 /// clone is dropped.
@@ -129,10 +140,9 @@ impl<K> Subscribers<K> {
 
 impl<K: Kind> Shared<K> {
     fn start(api: Api<K>) -> (Self, tokio::task::JoinHandle<()>) {
-        // Nothing reads managedFields; they are often the largest part of an object.
         let events = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+            .modify(trim::<K>);
         Self::start_with(events)
     }
 
@@ -223,7 +233,6 @@ impl<K: Kind> Shared<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::Pod;
     use kube::api::ObjectMeta;
 
     fn pod(name: &str) -> Pod {

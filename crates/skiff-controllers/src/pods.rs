@@ -2,8 +2,70 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Affinity, Container, ContainerStatus, Pod, PodSpec, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+
+/// Drops what no controller reads of a cached pod (container specs but names and ports,
+/// most of the spec, container details but state, readiness and restarts), so the shared cache
+/// of a large cluster's pods stays small. Controllers only patch pods, never write back a cached
+/// one, so nothing dropped here can be lost on the server.
+pub fn trim_cached(pod: &mut Pod) {
+    if let Some(spec) = pod.spec.take() {
+        let names_and_ports = |cs: Vec<Container>| -> Vec<Container> {
+            cs.into_iter()
+                .map(|c| Container {
+                    name: c.name,
+                    ports: c.ports,
+                    ..Default::default()
+                })
+                .collect()
+        };
+        pod.spec = Some(PodSpec {
+            containers: names_and_ports(spec.containers),
+            init_containers: spec.init_containers.map(names_and_ports),
+            node_name: spec.node_name,
+            affinity: spec.affinity.map(|a| Affinity {
+                node_affinity: a.node_affinity,
+                ..Default::default()
+            }),
+            tolerations: spec.tolerations,
+            volumes: spec.volumes,
+            hostname: spec.hostname,
+            subdomain: spec.subdomain,
+            restart_policy: spec.restart_policy,
+            ..Default::default()
+        });
+    }
+    if let Some(st) = pod.status.as_mut() {
+        let slim = |cs: Option<Vec<ContainerStatus>>| {
+            cs.map(|cs| {
+                cs.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        ready: c.ready,
+                        restart_count: c.restart_count,
+                        started: c.started,
+                        state: c.state,
+                        last_state: c.last_state,
+                        ..Default::default()
+                    })
+                    .collect()
+            })
+        };
+        *st = PodStatus {
+            phase: st.phase.take(),
+            conditions: st.conditions.take(),
+            host_ip: st.host_ip.take(),
+            pod_ip: st.pod_ip.take(),
+            pod_ips: st.pod_ips.take(),
+            start_time: st.start_time.take(),
+            reason: st.reason.take(),
+            container_statuses: slim(st.container_statuses.take()),
+            init_container_statuses: slim(st.init_container_statuses.take()),
+            ..Default::default()
+        };
+    }
+}
 
 /// Whether `labels` satisfy `selector` (matchLabels and matchExpressions). An empty selector
 /// matches nothing, as upstream's controllers treat it.

@@ -56,6 +56,9 @@ pub struct RedbStore {
     commits: Arc<AtomicU64>,
 }
 
+/// redb's page cache (reads and pending writes).
+const PAGE_CACHE_BYTES: usize = 64 << 20;
+
 impl RedbStore {
     /// Opens (or creates) the store file at `path` with default options.
     pub fn open(path: impl AsRef<Path>) -> Result<Arc<RedbStore>, StoreError> {
@@ -64,7 +67,9 @@ impl RedbStore {
 
     /// Opens (or creates) the store file at `path`.
     pub fn open_with(path: impl AsRef<Path>, opts: RedbOptions) -> Result<Arc<RedbStore>, StoreError> {
-        let db = Arc::new(Database::create(path)?);
+        // redb caches up to 1 GiB of pages by default, which grows to the whole file; the API
+        // server reads from its own watch cache, so the store needs pages for writes only.
+        let db = Arc::new(redb::Builder::new().set_cache_size(PAGE_CACHE_BYTES).create(path)?);
         let revision = {
             let wtx = db.begin_write()?;
             wtx.open_table(KV)?;
