@@ -1,6 +1,9 @@
 //! The registry of kinds skiff serves: group, version, resource, kind, scope, short names,
 //! categories, verbs and subresources, in upstream discovery order.
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 /// A subresource of a resource, as discovery advertises it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subresource {
@@ -538,17 +541,34 @@ pub fn resources_in<'a>(group: &'a str, version: &'a str) -> impl Iterator<Item 
 
 /// Looks up a resource by group, version and plural.
 pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
-    RESOURCES
+    // Every request looks its resource up; an index by name keeps that off the profile.
+    static BY_PLURAL: OnceLock<HashMap<&'static str, Vec<&'static ResourceDef>>> = OnceLock::new();
+    let index = BY_PLURAL.get_or_init(|| index_by(|r| r.plural));
+    index
+        .get(plural)?
         .iter()
-        .find(|r| r.group == group && r.version == version && r.plural == plural)
+        .copied()
+        .find(|r| r.group == group && r.version == version)
 }
 
 /// Looks up a resource by `apiVersion` and kind, as found in an object body.
 pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
+    static BY_KIND: OnceLock<HashMap<&'static str, Vec<&'static ResourceDef>>> = OnceLock::new();
+    let index = BY_KIND.get_or_init(|| index_by(|r| r.kind));
     let (group, version) = split_api_version(api_version);
-    RESOURCES
+    index
+        .get(kind)?
         .iter()
-        .find(|r| r.group == group && r.version == version && r.kind == kind)
+        .copied()
+        .find(|r| r.group == group && r.version == version)
+}
+
+fn index_by(name: fn(&ResourceDef) -> &'static str) -> HashMap<&'static str, Vec<&'static ResourceDef>> {
+    let mut index: HashMap<&'static str, Vec<&'static ResourceDef>> = HashMap::new();
+    for r in RESOURCES {
+        index.entry(name(r)).or_default().push(r);
+    }
+    index
 }
 
 /// Splits `apps/v1` into `("apps", "v1")` and `v1` into `("", "v1")`.

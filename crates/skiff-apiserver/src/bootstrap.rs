@@ -30,7 +30,7 @@ async fn ensure_in(server: &ApiServer, group: &str, plural: &str, ns: Option<&st
     let Some(def) = registry::find(group, "v1", plural) else {
         return Ok(());
     };
-    if server.cache.get(def, &def.key(ns, meta::name(&obj))).is_some() {
+    if server.cache.contains(def, &def.key(ns, meta::name(&obj))) {
         return Ok(());
     }
     let req = Request {

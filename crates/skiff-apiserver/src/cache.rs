@@ -1,5 +1,10 @@
 //! The watch cache: every object of every resource in memory, fed by one store watch, with a
 //! bounded event history per resource so LIST and WATCH never read the store.
+//!
+//! Objects are kept serialized (about 2 KB for a running pod) and parsed when read: as a
+//! `serde_json::Value` the same pod takes about 15 KB, since every small map is a B-tree node.
+//! Objects changed recently (those still in the event history) also keep their parsed form, so
+//! writes, which read the current object, seldom parse.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
@@ -48,28 +53,54 @@ pub struct WatchEvent {
     /// The object after the change (its last state for deletions).
     pub object: Arc<Value>,
     /// The object before the change, if it existed.
-    pub prev: Option<Arc<Value>>,
+    prev: Option<Entry>,
     /// Revision of the change.
     pub revision: i64,
+    /// The object serialized, when the cache has it already.
+    object_json: Option<Bytes>,
+    /// The store key of the object.
+    key: String,
     /// `{"type":..,"object":..}\n`, serialized once for all plain-JSON watchers.
     json: OnceLock<Bytes>,
 }
 
 impl WatchEvent {
-    fn new(kind: EventKind, object: Arc<Value>, prev: Option<Arc<Value>>, revision: i64) -> Self {
+    fn new(kind: EventKind, object: Arc<Value>, prev: Option<Entry>, revision: i64, key: String) -> Self {
         WatchEvent {
+            key,
             kind,
             object,
             prev,
             revision,
+            object_json: None,
             json: OnceLock::new(),
         }
+    }
+
+    /// Whether the object existed before the change.
+    pub fn has_prev(&self) -> bool {
+        self.prev.is_some()
+    }
+
+    /// The object before the change, if it existed (parsed on demand: only watchers with
+    /// selectors need it).
+    pub fn prev(&self) -> Option<Arc<Value>> {
+        self.prev.as_ref()?.value()
     }
 
     /// The event as one line of a JSON watch stream, serialized on first use.
     pub fn json_line(&self) -> Bytes {
         self.json
             .get_or_init(|| {
+                if let Some(obj) = &self.object_json {
+                    let mut v = Vec::with_capacity(obj.len() + 32);
+                    v.extend_from_slice(b"{\"type\":\"");
+                    v.extend_from_slice(self.kind.as_str().as_bytes());
+                    v.extend_from_slice(b"\",\"object\":");
+                    v.extend_from_slice(obj);
+                    v.extend_from_slice(b"}\n");
+                    return Bytes::from(v);
+                }
                 #[derive(serde::Serialize)]
                 struct Line<'a> {
                     #[serde(rename = "type")]
@@ -88,15 +119,41 @@ impl WatchEvent {
     }
 }
 
+/// One cached object.
+#[derive(Debug)]
+struct Entry {
+    /// The object serialized, resourceVersion included.
+    json: Bytes,
+    /// Its resourceVersion.
+    revision: i64,
+    /// The parsed object while its last change is in the event history.
+    recent: Option<Arc<Value>>,
+}
+
+impl Entry {
+    fn new(obj: &Arc<Value>, revision: i64, keep_parsed: bool) -> Entry {
+        Entry {
+            json: Bytes::from(serde_json::to_vec(&**obj).unwrap_or_default()),
+            revision,
+            recent: keep_parsed.then(|| obj.clone()),
+        }
+    }
+
+    /// The parsed object.
+    fn value(&self) -> Option<Arc<Value>> {
+        match &self.recent {
+            Some(v) => Some(v.clone()),
+            None => serde_json::from_slice(&self.json).ok().map(Arc::new),
+        }
+    }
+}
+
 struct ResourceCache {
-    objects: BTreeMap<String, Arc<Value>>,
+    objects: BTreeMap<String, Entry>,
     history: VecDeque<Arc<WatchEvent>>,
     /// Every event with a revision above this is in `history`.
     history_from: i64,
     tx: broadcast::Sender<Arc<WatchEvent>>,
-    /// Serialized current objects, filled by LIST on first use, so later LISTs copy bytes
-    /// instead of serializing every object again.
-    json: parking_lot::Mutex<HashMap<String, (Arc<Value>, Bytes)>>,
 }
 
 /// A started watch: the events since the requested revision, then the live receiver.
@@ -147,7 +204,6 @@ impl Cache {
                     objects: BTreeMap::new(),
                     history: VecDeque::new(),
                     history_from: resp.revision,
-                    json: Default::default(),
                     tx: broadcast::channel(FANOUT).0,
                 })
             });
@@ -158,7 +214,8 @@ impl Cache {
                 continue;
             };
             if let Some(rc) = resources.get(prefix) {
-                rc.write().objects.insert(kv.key.clone(), Arc::new(obj));
+                let entry = Entry::new(&Arc::new(obj), kv.mod_revision, false);
+                rc.write().objects.insert(kv.key.clone(), entry);
             }
         }
         let cache = Arc::new(Cache {
@@ -223,12 +280,11 @@ impl Cache {
         for (prefix, rc) in &self.resources {
             let rc = rc.read();
             let now = fresh.get(prefix.as_str());
-            for (key, obj) in &rc.objects {
+            for (key, entry) in &rc.objects {
                 if now.is_none_or(|m| !m.contains_key(key.as_str())) {
-                    let value = serde_json::to_vec(&**obj).unwrap_or_default().into();
                     let kv = KeyValue {
                         key: key.clone(),
-                        value,
+                        value: entry.json.clone(),
                         create_revision: 0,
                         mod_revision: resp.revision,
                         version: 0,
@@ -241,10 +297,7 @@ impl Cache {
                 }
             }
             for (key, kv) in now.into_iter().flatten() {
-                let cur_rv = rc
-                    .objects
-                    .get(*key)
-                    .and_then(|o| o["metadata"]["resourceVersion"].as_str()?.parse().ok());
+                let cur_rv = rc.objects.get(*key).map(|e| e.revision);
                 if cur_rv != Some(kv.mod_revision) {
                     events.push(skiff_store::Event {
                         kind: EventType::Put,
@@ -297,22 +350,33 @@ impl Cache {
             };
             let obj = Arc::new(obj);
             let mut rc = rc.write();
+            let mut object_json = None;
             let prev = match ev.kind {
-                EventType::Put => rc.objects.insert(ev.kv.key.clone(), obj.clone()),
-                EventType::Delete => {
-                    rc.json.lock().remove(&ev.kv.key);
-                    rc.objects.remove(&ev.kv.key)
+                EventType::Put => {
+                    let entry = Entry::new(&obj, ev.kv.mod_revision, true);
+                    object_json = Some(entry.json.clone());
+                    rc.objects.insert(ev.kv.key.clone(), entry)
                 }
+                EventType::Delete => rc.objects.remove(&ev.kv.key),
             };
             let kind = match (ev.kind, &prev) {
                 (EventType::Delete, _) => EventKind::Deleted,
                 (EventType::Put, None) => EventKind::Added,
                 (EventType::Put, Some(_)) => EventKind::Modified,
             };
-            let we = Arc::new(WatchEvent::new(kind, obj, prev, rev));
+            let mut we = WatchEvent::new(kind, obj, prev, rev, ev.kv.key.clone());
+            we.object_json = object_json;
+            let we = Arc::new(we);
             if rc.history.len() >= HISTORY {
                 if let Some(old) = rc.history.pop_front() {
                     rc.history_from = old.revision;
+                    // Its object is no longer recent: keep only the serialized form.
+                    let key = old.key.as_str();
+                    if let Some(e) = rc.objects.get_mut(key) {
+                        if e.recent.as_ref().is_some_and(|r| Arc::ptr_eq(r, &old.object)) {
+                            e.recent = None;
+                        }
+                    }
                 }
             }
             rc.history.push_back(we.clone());
@@ -367,50 +431,50 @@ impl Cache {
 
     /// One object by store key.
     pub fn get(&self, def: &ResourceDef, key: &str) -> Option<Arc<Value>> {
-        self.rc(def).read().objects.get(key).cloned()
+        let (json, recent) = {
+            let rc = self.rc(def).read();
+            let e = rc.objects.get(key)?;
+            (e.json.clone(), e.recent.clone())
+        };
+        recent.or_else(|| serde_json::from_slice(&json).ok().map(Arc::new))
+    }
+
+    /// Whether an object exists at a store key (nothing is parsed).
+    pub fn contains(&self, def: &ResourceDef, key: &str) -> bool {
+        self.rc(def).read().objects.contains_key(key)
     }
 
     /// One object by store key alone.
     pub fn get_key(&self, key: &str) -> Option<Arc<Value>> {
-        self.resources.get(prefix_of(key)?)?.read().objects.get(key).cloned()
+        self.resources.get(prefix_of(key)?)?.read().objects.get(key)?.value()
     }
 
     /// Objects whose key starts with `prefix`, after `start_after`, in key order, with the
     /// cache revision they were read at.
     pub fn list(&self, def: &ResourceDef, prefix: &str, start_after: Option<&str>) -> (Vec<(String, Arc<Value>)>, i64) {
-        let rc = self.rc(def).read();
-        let rev = self.revision();
-        let iter: Box<dyn Iterator<Item = (&String, &Arc<Value>)>> = match start_after {
-            Some(s) => Box::new(
-                rc.objects
-                    .range::<str, _>((std::ops::Bound::Excluded(s), std::ops::Bound::Unbounded)),
-            ),
-            None => Box::new(
-                rc.objects
-                    .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded)),
-            ),
-        };
-        let items = iter
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
+        let (raw, rev) = self.list_raw(def, prefix, start_after);
+        let items = raw
+            .into_iter()
+            .filter_map(|(k, json)| Some((k, Arc::new(serde_json::from_slice(&json).ok()?))))
             .collect();
         (items, rev)
     }
 
-    /// The JSON of `obj`, the object at `key`: cached while it is the current object.
-    pub fn json(&self, def: &ResourceDef, key: &str, obj: &Arc<Value>) -> Bytes {
+    /// Like [`Cache::list`], with the objects serialized as stored (nothing is parsed).
+    pub fn list_raw(&self, def: &ResourceDef, prefix: &str, start_after: Option<&str>) -> (Vec<(String, Bytes)>, i64) {
         let rc = self.rc(def).read();
-        if let Some((cached, bytes)) = rc.json.lock().get(key) {
-            if Arc::ptr_eq(cached, obj) {
-                return bytes.clone();
-            }
-        }
-        let bytes = Bytes::from(serde_json::to_vec(&**obj).unwrap_or_default());
-        // Only the current object is worth keeping (a newer one may have replaced it).
-        if rc.objects.get(key).is_some_and(|cur| Arc::ptr_eq(cur, obj)) {
-            rc.json.lock().insert(key.to_string(), (obj.clone(), bytes.clone()));
-        }
-        bytes
+        let rev = self.revision();
+        let start = match start_after {
+            Some(s) => std::ops::Bound::Excluded(s),
+            None => std::ops::Bound::Included(prefix),
+        };
+        let items = rc
+            .objects
+            .range::<str, _>((start, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, e)| (k.clone(), e.json.clone()))
+            .collect();
+        (items, rev)
     }
 
     /// Number of objects of a resource under a prefix (cheap existence checks).
@@ -432,13 +496,11 @@ impl Cache {
         let backlog: Vec<Arc<WatchEvent>> = match from {
             None => rc
                 .objects
-                .values()
-                .map(|o| {
-                    let rev = o["metadata"]["resourceVersion"]
-                        .as_str()
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
-                    Arc::new(WatchEvent::new(EventKind::Added, o.clone(), None, rev))
+                .iter()
+                .filter_map(|(k, e)| {
+                    let mut ev = WatchEvent::new(EventKind::Added, e.value()?, None, e.revision, k.clone());
+                    ev.object_json = Some(e.json.clone());
+                    Some(Arc::new(ev))
                 })
                 .collect(),
             Some(rv) if rv < rc.history_from => return Err(rc.history_from),

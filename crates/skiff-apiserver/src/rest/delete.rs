@@ -83,7 +83,7 @@ fn grace_period(server: &ApiServer, def: &ResourceDef, obj: &Value, opts: &Optio
     let node = obj["spec"]["nodeName"].as_str().unwrap_or("");
     let phase = obj["status"]["phase"].as_str().unwrap_or("");
     let nodes = skiff_api::registry::find("", "v1", "nodes");
-    let node_exists = nodes.is_some_and(|d| server.cache.get(d, &d.key(None, node)).is_some());
+    let node_exists = nodes.is_some_and(|d| server.cache.contains(d, &d.key(None, node)));
     // Upstream deletes unscheduled and finished pods at once; a pod on a node that does not
     // exist has no agent to confirm, so it goes at once too (the pod GC's job upstream).
     if node.is_empty() || !node_exists || phase == "Succeeded" || phase == "Failed" {

@@ -14,6 +14,7 @@ use crate::convert;
 use crate::errors::{ApiError, ApiResult};
 use crate::output::{self, Format};
 use crate::state::ApiServer;
+use bytes::Bytes;
 
 /// The object as `def` serves it (converted when the resource is a view of shared storage).
 pub fn view(def: &ResourceDef, obj: &Arc<Value>) -> Arc<Value> {
@@ -41,6 +42,11 @@ impl Selectors {
             .check_supported(def)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         Ok(Selectors { labels, fields })
+    }
+
+    /// Whether neither selector restricts anything.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
     }
 
     /// Whether an object (in the served view) matches both selectors.
@@ -107,55 +113,71 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
     }
     let (items, rev) = server
         .cache
-        .list(def, &prefix, token.as_ref().map(|t| t.start.as_str()));
-    let mut page: Vec<(String, Arc<Value>)> = Vec::new();
+        .list_raw(def, &prefix, token.as_ref().map(|t| t.start.as_str()));
+    // Objects are parsed only when something reads them: a selector, a conversion, a table.
+    let shared_storage = def.storage_group.is_some();
+    let parse = shared_storage || !sel.is_empty() || req.format() != Format::Json;
+    let mut page: Vec<(Bytes, Option<Arc<Value>>)> = Vec::new();
+    let mut last_key = None;
     let mut remaining = 0i64;
-    for (key, obj) in items {
-        let obj = view(def, &obj);
-        if !sel.matches(def, &obj) {
-            continue;
-        }
+    for (key, json) in items {
+        let obj = if parse {
+            let Ok(obj) = serde_json::from_slice::<Value>(&json) else {
+                continue;
+            };
+            let obj = view(def, &Arc::new(obj));
+            if !sel.matches(def, &obj) {
+                continue;
+            }
+            Some(obj)
+        } else {
+            None
+        };
         if limit > 0 && page.len() == limit {
             remaining += 1;
         } else {
-            page.push((key, obj));
+            page.push((json, obj));
+            last_key = Some(key);
         }
     }
     let rv = token.as_ref().map_or(rev, |t| t.rv);
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if remaining > 0 {
-        let start = page.last().map(|(k, _)| k.clone()).unwrap_or_default();
+        let start = last_key.unwrap_or_default();
         meta["continue"] = json!(encode_continue(&ContinueToken { rv, start }));
         meta["remainingItemCount"] = json!(remaining);
     }
     match req.format() {
         Format::Table(include) => {
-            let body = output::table(def, page.iter().map(|(_, o)| &**o), include, meta, true);
+            let body = output::table(def, page.iter().filter_map(|(_, o)| o.as_deref()), include, meta, true);
             Ok(output::json_response(StatusCode::OK, &body, &[]))
         }
         Format::Metadata => {
-            let items: Vec<Value> = page.iter().map(|(_, o)| output::partial(o)).collect();
+            let items: Vec<Value> = page
+                .iter()
+                .filter_map(|(_, o)| o.as_deref())
+                .map(output::partial)
+                .collect();
             let body = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
             Ok(output::json_response(StatusCode::OK, &body, &[]))
         }
         Format::Json => {
             // Items are copied from the cache's serialized objects, not serialized again.
-            let shared_storage = def.storage_group.is_some();
             let mut out = Vec::with_capacity(256 + page.len() * 2048);
             let head = json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta});
             let head = serde_json::to_vec(&head).unwrap_or_default();
             out.extend_from_slice(&head[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
-            for (i, (key, obj)) in page.iter().enumerate() {
+            for (i, (json, obj)) in page.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
-                // Whole-collection lists keep the serialized objects for the next one; pages
-                // (informers' initial lists) do not, so the cache does not double its memory.
-                if shared_storage || limit > 0 {
-                    out.extend_from_slice(&serde_json::to_vec(&**obj).unwrap_or_default());
-                } else {
-                    out.extend_from_slice(&server.cache.json(def, key, obj));
+                match obj {
+                    // A converted view is serialized; everything else is copied as cached.
+                    Some(obj) if shared_storage => {
+                        out.extend_from_slice(&serde_json::to_vec(&**obj).unwrap_or_default())
+                    }
+                    _ => out.extend_from_slice(json),
                 }
             }
             out.extend_from_slice(b"]}");

@@ -269,7 +269,7 @@ pub async fn patch(server: &ApiServer, req: &Request, name: &str, body: Body) ->
             ));
         }
         let key = def.key(req.target.namespace.as_deref(), name);
-        if req.target.sub.is_none() && server.cache.get(def, &key).is_none() {
+        if req.target.sub.is_none() && !server.cache.contains(def, &key) {
             return apply_create(server, req, name, doc).await;
         }
     }

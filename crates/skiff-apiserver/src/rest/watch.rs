@@ -62,7 +62,13 @@ impl Encoder {
     /// The line for one cache event, if this watcher sees it.
     fn event(&mut self, ev: &WatchEvent) -> Option<Bytes> {
         let now = self.visible(&ev.object);
-        let before = ev.prev.as_ref().and_then(|p| self.visible(p));
+        // Without selectors an object and its previous state (same key, same namespace) are
+        // visible alike, so the previous state is parsed only for selector watches.
+        let before = if self.selectors.is_empty() {
+            now.clone().filter(|_| ev.has_prev())
+        } else {
+            ev.prev().and_then(|p| self.visible(&p))
+        };
         let kind = match (ev.kind, before.is_some(), now.is_some()) {
             (EventKind::Deleted, true, _) => "DELETED",
             (EventKind::Deleted, false, _) => return None,
