@@ -266,8 +266,12 @@ async fn cronjobs_schedule_track_and_clean_up() {
         (r.kind.as_str(), r.uid.as_str(), r.controller),
         ("CronJob", tick.uid().unwrap().as_str(), Some(true))
     );
-    let st = cjs.get("tick").await.unwrap().status.unwrap_or_default();
-    assert_eq!(st.last_schedule_time.map(|t| t.0), Some(scheduled));
+    // The Job is created first, then the CronJob's status is written (as upstream).
+    wait_for("lastScheduleTime of the job's schedule", 10, || async {
+        let st = cjs.get("tick").await.unwrap().status.unwrap_or_default();
+        st.last_schedule_time.map(|t| t.0) == Some(scheduled)
+    })
+    .await;
     wait_for("the SuccessfulCreate event", 10, || async {
         event_notes(&client, "tick", "SuccessfulCreate")
             .await
