@@ -65,14 +65,21 @@ pub struct WatchEvent {
 }
 
 impl WatchEvent {
-    fn new(kind: EventKind, object: Arc<Value>, prev: Option<Entry>, revision: i64, key: String) -> Self {
+    fn new(
+        kind: EventKind,
+        object: Arc<Value>,
+        object_json: Option<Bytes>,
+        prev: Option<Entry>,
+        revision: i64,
+        key: String,
+    ) -> Self {
         WatchEvent {
             key,
             kind,
             object,
             prev,
             revision,
-            object_json: None,
+            object_json,
             json: OnceLock::new(),
         }
     }
@@ -120,7 +127,7 @@ impl WatchEvent {
 }
 
 /// One cached object.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Entry {
     /// The object serialized, resourceVersion included.
     json: Bytes,
@@ -349,24 +356,20 @@ impl Cache {
                 continue;
             };
             let obj = Arc::new(obj);
+            // Serialized before taking the lock, which readers share.
+            let entry = (ev.kind == EventType::Put).then(|| Entry::new(&obj, ev.kv.mod_revision, true));
+            let object_json = entry.as_ref().map(|e| e.json.clone());
             let mut rc = rc.write();
-            let mut object_json = None;
-            let prev = match ev.kind {
-                EventType::Put => {
-                    let entry = Entry::new(&obj, ev.kv.mod_revision, true);
-                    object_json = Some(entry.json.clone());
-                    rc.objects.insert(ev.kv.key.clone(), entry)
-                }
-                EventType::Delete => rc.objects.remove(&ev.kv.key),
+            let prev = match entry {
+                Some(entry) => rc.objects.insert(ev.kv.key.clone(), entry),
+                None => rc.objects.remove(&ev.kv.key),
             };
             let kind = match (ev.kind, &prev) {
                 (EventType::Delete, _) => EventKind::Deleted,
                 (EventType::Put, None) => EventKind::Added,
                 (EventType::Put, Some(_)) => EventKind::Modified,
             };
-            let mut we = WatchEvent::new(kind, obj, prev, rev, ev.kv.key.clone());
-            we.object_json = object_json;
-            let we = Arc::new(we);
+            let we = Arc::new(WatchEvent::new(kind, obj, object_json, prev, rev, ev.kv.key.clone()));
             if rc.history.len() >= HISTORY {
                 if let Some(old) = rc.history.pop_front() {
                     rc.history_from = old.revision;
@@ -431,12 +434,9 @@ impl Cache {
 
     /// One object by store key.
     pub fn get(&self, def: &ResourceDef, key: &str) -> Option<Arc<Value>> {
-        let (json, recent) = {
-            let rc = self.rc(def).read();
-            let e = rc.objects.get(key)?;
-            (e.json.clone(), e.recent.clone())
-        };
-        recent.or_else(|| serde_json::from_slice(&json).ok().map(Arc::new))
+        // Parsed after the lock is released, so writers do not wait on it.
+        let entry = self.rc(def).read().objects.get(key)?.clone();
+        entry.value()
     }
 
     /// Whether an object exists at a store key (nothing is parsed).
@@ -446,7 +446,8 @@ impl Cache {
 
     /// One object by store key alone.
     pub fn get_key(&self, key: &str) -> Option<Arc<Value>> {
-        self.resources.get(prefix_of(key)?)?.read().objects.get(key)?.value()
+        let entry = self.resources.get(prefix_of(key)?)?.read().objects.get(key)?.clone();
+        entry.value()
     }
 
     /// Objects whose key starts with `prefix`, after `start_after`, in key order, with the
@@ -494,15 +495,18 @@ impl Cache {
         let live = rc.tx.subscribe();
         let mut revision = self.revision();
         let backlog: Vec<Arc<WatchEvent>> = match from {
-            None => rc
-                .objects
-                .iter()
-                .filter_map(|(k, e)| {
-                    let mut ev = WatchEvent::new(EventKind::Added, e.value()?, None, e.revision, k.clone());
-                    ev.object_json = Some(e.json.clone());
-                    Some(Arc::new(ev))
-                })
-                .collect(),
+            None => {
+                // Copied under the lock, parsed after it, so writers do not wait on the parsing.
+                let current: Vec<(String, Entry)> = rc.objects.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
+                drop(rc);
+                current
+                    .into_iter()
+                    .filter_map(|(k, e)| {
+                        let ev = WatchEvent::new(EventKind::Added, e.value()?, Some(e.json), None, e.revision, k);
+                        Some(Arc::new(ev))
+                    })
+                    .collect()
+            }
             Some(rv) if rv < rc.history_from => return Err(rc.history_from),
             Some(rv) => rc.history.iter().filter(|e| e.revision > rv).cloned().collect(),
         };
