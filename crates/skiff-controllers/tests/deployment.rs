@@ -255,19 +255,28 @@ impl PodLog {
     }
 }
 
-/// Follows the pods of `app` in the background.
-fn watch_pods(client: &Client, app: &str) -> (Arc<Mutex<PodLog>>, tokio::task::JoinHandle<()>) {
-    let log = Arc::new(Mutex::new(PodLog::default()));
-    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+/// Follows the objects labelled `app` in the background, handing each change (and whether it
+/// was a deletion) to `apply` on a shared log.
+fn follow<K, L>(client: &Client, app: &str, apply: fn(&mut L, &K, bool)) -> (Arc<Mutex<L>>, tokio::task::JoinHandle<()>)
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+    L: Default + Send + 'static,
+{
+    let log = Arc::new(Mutex::new(L::default()));
+    let api: Api<K> = Api::namespaced(client.clone(), "default");
     let cfg = watcher::Config::default().labels(&format!("app={app}"));
     let l = log.clone();
     let task = tokio::spawn(async move {
         let mut s = watcher(api, cfg).boxed();
         while let Some(ev) = s.next().await {
-            let mut log = l.lock().unwrap();
             match ev {
-                Ok(watcher::Event::Apply(p) | watcher::Event::InitApply(p)) => log.apply(&p, false),
-                Ok(watcher::Event::Delete(p)) => log.apply(&p, true),
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => apply(&mut l.lock().unwrap(), &o, false),
+                Ok(watcher::Event::Delete(o)) => apply(&mut l.lock().unwrap(), &o, true),
                 _ => {}
             }
         }
@@ -287,40 +296,27 @@ struct RsLog {
     min_available: Option<i32>,
 }
 
-fn watch_replica_sets(client: &Client, app: &str) -> (Arc<Mutex<RsLog>>, tokio::task::JoinHandle<()>) {
-    let log = Arc::new(Mutex::new(RsLog::default()));
-    let api: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
-    let cfg = watcher::Config::default().labels(&format!("app={app}"));
-    let l = log.clone();
-    let task = tokio::spawn(async move {
-        let mut s = watcher(api, cfg).boxed();
-        while let Some(ev) = s.next().await {
-            let mut log = l.lock().unwrap();
-            match ev {
-                Ok(watcher::Event::Apply(rs) | watcher::Event::InitApply(rs)) => {
-                    let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-                    log.sets.insert(rs.name_any(), (rs_replicas(&rs), available));
-                }
-                Ok(watcher::Event::Delete(rs)) => {
-                    log.sets.remove(&rs.name_any());
-                }
-                _ => continue,
-            }
-            if log.armed {
-                let spec: i32 = log.sets.values().map(|v| v.0).sum();
-                let available: i32 = log.sets.values().map(|v| v.1).sum();
-                log.max_spec = log.max_spec.max(spec);
-                log.min_available = Some(log.min_available.map_or(available, |m| m.min(available)));
-            }
+impl RsLog {
+    fn apply(&mut self, rs: &ReplicaSet, deleted: bool) {
+        if deleted {
+            self.sets.remove(&rs.name_any());
+        } else {
+            let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+            self.sets.insert(rs.name_any(), (rs_replicas(rs), available));
         }
-    });
-    (log, task)
+        if self.armed {
+            let spec: i32 = self.sets.values().map(|v| v.0).sum();
+            let available: i32 = self.sets.values().map(|v| v.1).sum();
+            self.max_spec = self.max_spec.max(spec);
+            self.min_available = Some(self.min_available.map_or(available, |m| m.min(available)));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rolling_update_stays_within_surge_and_unavailable_then_rolls_back_and_prunes_history() {
     let c = Cluster::start().await;
-    let (log, watch) = watch_replica_sets(&c.client, "web");
+    let (log, watch) = follow(&c.client, "web", RsLog::apply);
     let mut d = deployment("web", 10, "nginx:1.7.9", rolling(json!("25%"), json!("25%")));
     d["spec"]["revisionHistoryLimit"] = json!(2);
     c.create(d).await;
@@ -435,7 +431,7 @@ async fn rolling_update_stays_within_surge_and_unavailable_then_rolls_back_and_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn recreate_removes_old_pods_first_and_paused_deployments_wait() {
     let c = Cluster::start().await;
-    let (log, watch) = watch_pods(&c.client, "db");
+    let (log, watch) = follow(&c.client, "db", PodLog::apply);
     c.create(deployment("db", 3, "nginx:1.7.9", json!({"type": "Recreate"})))
         .await;
     c.wait_complete("db").await;

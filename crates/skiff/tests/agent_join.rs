@@ -10,14 +10,6 @@ use common::{wait_until, Server};
 
 const T: Duration = Duration::from_secs(60);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn joined_agent_runs_pods_and_its_death_evicts_them() {
     let s = Server::start_with(&["--node-monitor-grace-period", "2", "--default-toleration-seconds", "2"]);
@@ -39,7 +31,7 @@ fn joined_agent_runs_pods_and_its_death_evicts_them() {
         .arg(s.data_dir.join("pki/ca.crt"))
         .arg("--data-dir")
         .arg(&agent_dir)
-        .args(["--kubelet-port", &free_port().to_string()])
+        .args(["--kubelet-port", &common::free_local_port().to_string()])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)

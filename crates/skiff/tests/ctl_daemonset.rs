@@ -52,12 +52,21 @@ fn pod_nodes(s: &Server, label: &str) -> Vec<String> {
     v
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Whether fluentd runs on all 3 nodes, every pod with image tag `tag`.
+fn fluentd_everywhere_at(s: &Server, tag: &str) -> bool {
+    if !ds_at(s, "fluentd", 3) {
+        return false;
+    }
+    let images = s.k().ok(&[
+        "get",
+        "pods",
+        "-l",
+        "name=fluentd",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    let want = format!("quay.io/fluentd_elasticsearch/fluentd:{tag}");
+    images.split_whitespace().all(|i| i == want)
 }
 
 #[test]
@@ -134,7 +143,12 @@ fn daemonset_seed_walkthrough_on_simulated_nodes() {
         .arg(s.data_dir.join("pki/ca.crt"))
         .arg("--data-dir")
         .arg(s.dir().join("agent"))
-        .args(["--kubelet-port", &free_port().to_string(), "--sim-nodes", "1"])
+        .args([
+            "--kubelet-port",
+            &common::free_local_port().to_string(),
+            "--sim-nodes",
+            "1",
+        ])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -207,19 +221,7 @@ fn daemonset_seed_walkthrough_on_simulated_nodes() {
         "daemonset.apps/fluentd rolled back",
     );
     k.ok(&["rollout", "status", "ds", "fluentd", "--timeout=60s"]);
-    wait_until(T, "fluentd back at v2.5.2", || {
-        ds_at(&s, "fluentd", 3)
-            && k.ok(&[
-                "get",
-                "pods",
-                "-l",
-                "name=fluentd",
-                "-o",
-                "jsonpath={.items[*].spec.containers[0].image}",
-            ])
-            .split_whitespace()
-            .all(|i| i == "quay.io/fluentd_elasticsearch/fluentd:v2.5.2")
-    });
+    wait_until(T, "fluentd back at v2.5.2", || fluentd_everywhere_at(&s, "v2.5.2"));
     let hist = k.ok(&["rollout", "history", "ds", "fluentd"]);
     let revisions = Table::parse(&hist[hist.find("REVISION").unwrap()..]).column("REVISION");
     assert_eq!(revisions, ["2", "3"], "{hist}");
@@ -232,19 +234,7 @@ fn daemonset_seed_walkthrough_on_simulated_nodes() {
         "rolled back",
     );
     k.ok(&["rollout", "status", "ds", "fluentd", "--timeout=60s"]);
-    wait_until(T, "fluentd at v2.6.0 again", || {
-        ds_at(&s, "fluentd", 3)
-            && k.ok(&[
-                "get",
-                "pods",
-                "-l",
-                "name=fluentd",
-                "-o",
-                "jsonpath={.items[*].spec.containers[0].image}",
-            ])
-            .split_whitespace()
-            .all(|i| i == "quay.io/fluentd_elasticsearch/fluentd:v2.6.0")
-    });
+    wait_until(T, "fluentd at v2.6.0 again", || fluentd_everywhere_at(&s, "v2.6.0"));
 
     // restart: every pod replaced under a new revision.
     let before = k.ok(&["get", "pods", "-l", "name=fluentd", "-o", "name"]);
