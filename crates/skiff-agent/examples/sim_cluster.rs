@@ -10,13 +10,9 @@ use skiff_agent::sim::{SimNodes, SimOptions};
 async fn main() {
     let count = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let running = skiff_apiserver::start(skiff_apiserver::Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_hosts: vec![],
-    })
-    .await
-    .unwrap();
+    let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(dir.path().to_path_buf()))
+        .await
+        .unwrap();
     let client = skiff_apiserver::local::client(running.server.clone());
     let sim = SimNodes::start(
         client.clone(),

@@ -57,13 +57,9 @@ async fn main() {
     report("start", t0);
 
     let dir = tempfile::tempdir().unwrap();
-    let running = skiff_apiserver::start(skiff_apiserver::Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_hosts: vec![],
-    })
-    .await
-    .unwrap();
+    let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(dir.path().to_path_buf()))
+        .await
+        .unwrap();
     let client = skiff_apiserver::local::client(running.server.clone());
     report("API server started", t0);
 

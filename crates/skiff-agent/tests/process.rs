@@ -29,13 +29,9 @@ impl Env {
     /// An API server and one process node named `node`.
     async fn start(node: &str, tweak: impl FnOnce(&mut ProcessOptions)) -> Env {
         let dir = tempfile::tempdir().unwrap();
-        let running = skiff_apiserver::start(skiff_apiserver::Config {
-            data_dir: dir.path().join("server"),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            extra_hosts: vec![],
-        })
-        .await
-        .unwrap();
+        let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(dir.path().join("server")))
+            .await
+            .unwrap();
         let client = skiff_apiserver::local::client(running.server.clone());
         let mut opts = ProcessOptions::new(node, dir.path().join("agent"));
         opts.backoff_base = Duration::from_millis(500);

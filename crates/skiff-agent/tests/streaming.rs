@@ -40,13 +40,9 @@ impl Cluster {
 
     async fn start_with(rt: Arc<dyn StreamRuntime>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let running = skiff_apiserver::start(skiff_apiserver::Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            extra_hosts: vec![],
-        })
-        .await
-        .unwrap();
+        let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(dir.path().to_path_buf()))
+            .await
+            .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Seen::default();

@@ -10,19 +10,86 @@ use skiff_api::validation::Cause;
 
 use crate::cache::Cache;
 
-/// The service CIDR (k3s's default): 10.43.0.0/16; `.1` is the `kubernetes` service.
-pub const SERVICE_NET: Ipv4Addr = Ipv4Addr::new(10, 43, 0, 0);
-const SERVICE_BITS: u32 = 16;
 /// Upstream's default NodePort range.
 pub const NODE_PORTS: std::ops::RangeInclusive<i64> = 30000..=32767;
 
-/// The address of the `kubernetes` service.
-pub fn kubernetes_service_ip() -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(SERVICE_NET) + 1)
+/// The range ClusterIPs come from (`--service-cluster-ip-range`): `.1` is the `kubernetes`
+/// service and `.10` the cluster DNS, as on k3s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceCidr {
+    /// The network address.
+    pub base: Ipv4Addr,
+    /// The prefix length (8–30).
+    pub bits: u32,
 }
 
-fn in_service_net(ip: Ipv4Addr) -> bool {
-    u32::from(ip) >> (32 - SERVICE_BITS) == u32::from(SERVICE_NET) >> (32 - SERVICE_BITS)
+impl ServiceCidr {
+    /// k3s's default in bridge networking: 10.43.0.0/16.
+    pub const BRIDGE: ServiceCidr = ServiceCidr {
+        base: Ipv4Addr::new(10, 43, 0, 0),
+        bits: 16,
+    };
+    /// The loopback range of host networking: 127.43.0.0/16.
+    pub const HOST: ServiceCidr = ServiceCidr {
+        base: Ipv4Addr::new(127, 43, 0, 0),
+        bits: 16,
+    };
+
+    /// The `n`th address of the range.
+    pub fn nth(&self, n: u32) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.base) + n)
+    }
+
+    /// The address of the `kubernetes` service.
+    pub fn kubernetes(&self) -> Ipv4Addr {
+        self.nth(1)
+    }
+
+    /// The address of the `kube-dns` service.
+    pub fn dns(&self) -> Ipv4Addr {
+        self.nth(10)
+    }
+
+    /// Whether `ip` is inside the range.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) >> (32 - self.bits) == u32::from(self.base) >> (32 - self.bits)
+    }
+
+    fn size(&self) -> u32 {
+        1u32 << (32 - self.bits)
+    }
+}
+
+impl Default for ServiceCidr {
+    fn default() -> Self {
+        ServiceCidr::BRIDGE
+    }
+}
+
+impl std::fmt::Display for ServiceCidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.base, self.bits)
+    }
+}
+
+impl std::str::FromStr for ServiceCidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, bits) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR (a.b.c.d/n)"))?;
+        let base: Ipv4Addr = ip.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let bits: u32 = bits.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        if !(8..=30).contains(&bits) {
+            return Err(format!("{s:?}: the prefix must be between /8 and /30"));
+        }
+        let mask = u32::MAX << (32 - bits);
+        Ok(ServiceCidr {
+            base: Ipv4Addr::from(u32::from(base) & mask),
+            bits,
+        })
+    }
 }
 
 /// A `FieldValueInvalid` cause; `value` is already rendered as Go prints it.
@@ -61,7 +128,13 @@ fn used(cache: &Cache, def: &ResourceDef, skip_key: Option<&str>) -> (HashSet<St
 
 /// Assigns `clusterIP`/`clusterIPs` and node ports to a Service being created (or updated,
 /// `skip_key` naming itself), refusing addresses and ports already taken.
-pub fn allocate(cache: &Cache, def: &ResourceDef, svc: &mut Value, skip_key: Option<&str>) -> Result<(), Vec<Cause>> {
+pub fn allocate(
+    cache: &Cache,
+    range: ServiceCidr,
+    def: &ResourceDef,
+    svc: &mut Value,
+    skip_key: Option<&str>,
+) -> Result<(), Vec<Cause>> {
     let (ips, ports) = used(cache, def, skip_key);
     let spec = &mut svc["spec"];
     let ty = spec["type"].as_str().unwrap_or("ClusterIP").to_string();
@@ -71,8 +144,8 @@ pub fn allocate(cache: &Cache, def: &ResourceDef, svc: &mut Value, skip_key: Opt
             Some(ip) => {
                 let parsed: Option<Ipv4Addr> = ip.parse().ok();
                 let msg = match parsed {
-                    Some(a) if !in_service_net(a) => Some(format!(
-                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_NET}/{SERVICE_BITS}"
+                    Some(a) if !range.contains(a) => Some(format!(
+                        "failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {range}"
                     )),
                     Some(_) if ips.contains(ip) => Some(format!("failed to allocate IP {ip}: provided IP is already allocated")),
                     _ => None,
@@ -82,12 +155,14 @@ pub fn allocate(cache: &Cache, def: &ResourceDef, svc: &mut Value, skip_key: Opt
                 }
             }
             None => {
-                let base = u32::from(SERVICE_NET);
-                let size = 1u32 << (32 - SERVICE_BITS);
-                // Start at a random offset like upstream, skipping .0, .1 (kubernetes) and broadcast.
+                let size = range.size();
+                // Start at a random offset like upstream, skipping .0, .1 (kubernetes), .10
+                // (the cluster DNS, which asks for it by address) and broadcast.
                 let start = rand::random::<u32>() % (size - 3);
                 let found = (0..size - 3)
-                    .map(|i| Ipv4Addr::from(base + 2 + (start + i) % (size - 3)).to_string())
+                    .map(|i| range.nth(2 + (start + i) % (size - 3)))
+                    .filter(|ip| *ip != range.dns())
+                    .map(|ip| ip.to_string())
                     .find(|ip| !ips.contains(ip));
                 let Some(ip) = found else {
                     return Err(vec![invalid(

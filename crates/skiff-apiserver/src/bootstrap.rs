@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 use skiff_api::registry;
 
 use crate::errors::ApiResult;
+use crate::meta;
 use crate::request::Target;
 use crate::rest::{create, Request};
 use crate::state::ApiServer;
-use crate::{alloc, meta};
 
 /// Namespaces that exist in every cluster.
 pub const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -70,7 +70,7 @@ pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": labels},
         "spec": {
             "type": "ClusterIP",
-            "clusterIP": alloc::kubernetes_service_ip().to_string(),
+            "clusterIP": server.service_cidr.kubernetes().to_string(),
             "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": addr.port()}],
             "sessionAffinity": "None",
         },

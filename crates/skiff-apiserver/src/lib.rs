@@ -36,6 +36,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Extra names or addresses for the serving certificate.
     pub extra_hosts: Vec<String>,
+    /// Where Service ClusterIPs come from.
+    pub service_cidr: alloc::ServiceCidr,
 }
 
 impl Config {
@@ -45,6 +47,7 @@ impl Config {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             extra_hosts: Vec::new(),
+            service_cidr: alloc::ServiceCidr::default(),
         }
     }
 }
@@ -126,7 +129,9 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     };
     let store: Arc<dyn Store> = RedbStore::open_with(cfg.data_dir.join("store.redb"), opts)?;
     let cache = cache::Cache::start(store.clone()).await?;
-    let server = Arc::new(ApiServer::new(store, cache, pki.admin_token.clone()));
+    let mut server = ApiServer::new(store, cache, pki.admin_token.clone());
+    server.service_cidr = cfg.service_cidr;
+    let server = Arc::new(server);
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(io(format!("listening on {}", cfg.listen)))?;

@@ -16,6 +16,8 @@ pub struct ApiServer {
     pub cache: Arc<Cache>,
     /// Bearer token of the admin user.
     pub admin_token: String,
+    /// Where ClusterIPs come from.
+    pub service_cidr: crate::alloc::ServiceCidr,
     /// Serializes Service address and port allocation.
     pub service_lock: tokio::sync::Mutex<()>,
     /// Serializes ResourceQuota charging (check `used`, then write it).
@@ -32,6 +34,7 @@ impl ApiServer {
             store,
             cache,
             admin_token,
+            service_cidr: crate::alloc::ServiceCidr::default(),
             service_lock: tokio::sync::Mutex::new(()),
             quota_lock: tokio::sync::Mutex::new(()),
             default_toleration_seconds: std::sync::atomic::AtomicI64::new(300),

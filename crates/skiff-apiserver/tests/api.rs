@@ -11,11 +11,7 @@ use kube::Client;
 use serde_json::json;
 
 async fn start(dir: &std::path::Path) -> (skiff_apiserver::Running, Client) {
-    let cfg = skiff_apiserver::Config {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_hosts: vec![],
-    };
+    let cfg = skiff_apiserver::Config::loopback(dir.to_path_buf());
     let running = skiff_apiserver::start(cfg).await.unwrap();
     let kc = Kubeconfig::read_from(&running.kubeconfig).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())

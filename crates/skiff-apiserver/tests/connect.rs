@@ -54,11 +54,7 @@ async fn fake_agent() -> (u16, tokio::sync::mpsc::Receiver<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_upgrade_is_spliced_to_the_agent() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = skiff_apiserver::Config {
-        data_dir: dir.path().into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_hosts: vec![],
-    };
+    let cfg = skiff_apiserver::Config::loopback(dir.path());
     let running = skiff_apiserver::start(cfg).await.unwrap();
     let client = skiff_apiserver::local::client(running.server.clone());
     let (port, mut seen) = fake_agent().await;

@@ -33,11 +33,7 @@ fn ready_node(name: &str) -> Node {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_node_becomes_unknown_tainted_and_evicted() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = skiff_apiserver::Config {
-        data_dir: dir.path().into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        extra_hosts: vec![],
-    };
+    let cfg = skiff_apiserver::Config::loopback(dir.path());
     let running = skiff_apiserver::start(cfg).await.unwrap();
     let client = skiff_apiserver::local::client(running.server.clone());
     let nodes: Api<Node> = Api::all(client.clone());

@@ -144,13 +144,9 @@ pub async fn run(opts: BenchOpts) -> Result<String, Error> {
         None => tempfile::tempdir(),
     };
     tmp = dir.map_err(|e| Error::Bench(format!("temporary directory: {e}")))?;
-    let running = skiff_apiserver::start(skiff_apiserver::Config {
-        data_dir: tmp.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().expect("address"),
-        extra_hosts: vec![],
-    })
-    .await
-    .map_err(|e| Error::Bench(format!("starting the API server: {e}")))?;
+    let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(tmp.path().to_path_buf()))
+        .await
+        .map_err(|e| Error::Bench(format!("starting the API server: {e}")))?;
     let client = skiff_apiserver::local::client(running.server.clone());
     let result = measure(client, &opts).await;
     running.shutdown().await;

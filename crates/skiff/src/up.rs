@@ -71,6 +71,10 @@ pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
     }
     spawn!(informers.clone() => replicaset, deployment, statefulset, daemonset, job, cronjob);
     spawn!(informers.client().clone() => gc, namespace, resourcequota);
+    let i = informers.clone();
+    components.spawn(async move { c::endpoints::run_endpoints(i).await.context("endpoints controller") });
+    let i = informers.clone();
+    components.spawn(async move { c::endpoints::run_slices(i).await.context("endpointslice controller") });
 }
 
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.

@@ -133,7 +133,7 @@ pub async fn persist(server: &ApiServer, req: &Request, mut obj: Value, warnings
     let _guard = match def.kind == "Service" && def.group.is_empty() {
         true => {
             let guard = server.service_lock.lock().await;
-            alloc::allocate(&server.cache, def, &mut obj, None)
+            alloc::allocate(&server.cache, server.service_cidr, def, &mut obj, None)
                 .map_err(|c| ApiError::invalid(def, meta::name(&obj), &c))?;
             Some(guard)
         }

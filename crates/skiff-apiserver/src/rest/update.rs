@@ -167,7 +167,7 @@ where
         }
         if def.kind == "Service" && def.group.is_empty() && sub.is_none() {
             let _guard = server.service_lock.lock().await;
-            alloc::allocate(&server.cache, def, &mut merged, Some(&key))
+            alloc::allocate(&server.cache, server.service_cidr, def, &mut merged, Some(&key))
                 .map_err(|c| ApiError::invalid(def, name, &c))?;
         }
         if same_object(&merged, &cur_view) {

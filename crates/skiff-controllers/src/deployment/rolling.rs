@@ -89,9 +89,15 @@ impl Ctx<'_> {
 
     /// upstream: `scaleDownOldReplicaSetsForRollingUpdate` — oldest first, as far as the
     /// available pods above the minimum allow.
+    ///
+    /// Unlike upstream, a ReplicaSet counts at most `spec.replicas` available pods: right after
+    /// a scale-down its status still counts the pods about to go, and trusting it would let a
+    /// second step take the same pods off again (seen as 7 of 10 available with
+    /// maxUnavailable 2).
     async fn scale_down_old(&self, old: &mut [ReplicaSet], new: &ReplicaSet) -> Result<i32, Error> {
         let min_available = replicas(&self.d) - max_unavailable(&self.d);
-        let available: i32 = old.iter().map(rs_available).sum::<i32>() + rs_available(new);
+        let counted = |rs: &ReplicaSet| rs_available(rs).min(rs_replicas(rs));
+        let available: i32 = old.iter().map(counted).sum::<i32>() + counted(new);
         if available <= min_available {
             return Ok(0);
         }

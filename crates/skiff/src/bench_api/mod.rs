@@ -199,13 +199,9 @@ pub async fn measure(opts: &Opts) -> anyhow::Result<Results> {
         Some(d) => builder.tempdir_in(d)?,
         None => builder.tempdir()?,
     };
-    let running = skiff_apiserver::start(skiff_apiserver::Config {
-        data_dir: dir.path().to_owned(),
-        listen: "127.0.0.1:0".parse()?,
-        extra_hosts: vec![],
-    })
-    .await
-    .context("starting the API server")?;
+    let running = skiff_apiserver::start(skiff_apiserver::Config::loopback(dir.path()))
+        .await
+        .context("starting the API server")?;
     let ca = std::fs::read_to_string(dir.path().join("pki").join("ca.crt")).context("reading the CA")?;
     let target = Target::new(running.addr, &ca, &running.server.admin_token)?;
 
