@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, ObjectFieldSelector, Pod, ResourceFieldSelector, Secret};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, ObjectFieldSelector, Pod, ResourceFieldSelector, Secret, Service,
+};
 use kube::{Api, Client};
 
 /// `PATH` given to containers that set none (what container images usually carry).
@@ -29,6 +31,8 @@ pub(crate) struct Sources {
     ns: String,
     configmaps: HashMap<String, Option<Arc<ConfigMap>>>,
     secrets: HashMap<String, Option<Arc<Secret>>>,
+    /// The variables of the services the pod sees, once listed.
+    service_env: Option<Vec<(String, String)>>,
 }
 
 impl Sources {
@@ -38,7 +42,33 @@ impl Sources {
             ns: ns.to_string(),
             configmaps: HashMap::new(),
             secrets: HashMap::new(),
+            service_env: None,
         }
+    }
+
+    /// upstream `getServiceEnvVarMap`: the variables of the services of the pod's namespace
+    /// (with `enableServiceLinks`, the default) and of the `kubernetes` service, sorted by name.
+    pub(crate) async fn service_env(&mut self, links: bool) -> Result<Vec<(String, String)>, String> {
+        if let Some(v) = &self.service_env {
+            return Ok(v.clone());
+        }
+        let mut services: BTreeMap<String, Service> = BTreeMap::new();
+        if links {
+            let api: Api<Service> = Api::namespaced(self.client.clone(), &self.ns);
+            let list = api.list(&Default::default()).await.map_err(|e| e.to_string())?;
+            services.extend(
+                list.items
+                    .into_iter()
+                    .map(|s| (s.metadata.name.clone().unwrap_or_default(), s)),
+            );
+        }
+        let default: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        if let Some(k) = default.get_opt("kubernetes").await.map_err(|e| e.to_string())? {
+            services.entry("kubernetes".into()).or_insert(k);
+        }
+        let vars: Vec<(String, String)> = services.values().flat_map(service_vars).collect();
+        self.service_env = Some(vars.clone());
+        Ok(vars)
     }
 
     /// The ConfigMap, `None` when it does not exist.
@@ -145,9 +175,15 @@ pub(crate) async fn resolve(pod: &Pod, c: &Container, node: &NodeFacts, src: &mu
             set(&mut vars, name, String::from_utf8_lossy(&v).into_owned());
         }
     }
+    let links = pod.spec.as_ref().and_then(|s| s.enable_service_links).unwrap_or(true);
+    let service_env = src.service_env(links).await?;
     for e in c.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
-            let lookup: HashMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let lookup: HashMap<&str, &str> = service_env
+                .iter()
+                .chain(vars.iter())
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
             expand(v, &lookup)
         } else if let Some(from) = &e.value_from {
             if let Some(r) = &from.config_map_key_ref {
@@ -184,10 +220,58 @@ pub(crate) async fn resolve(pod: &Pod, c: &Container, node: &NodeFacts, src: &mu
         };
         set(&mut vars, e.name.clone(), value);
     }
+    // Service variables come last and never replace the container's own.
+    for (k, v) in service_env {
+        if !vars.iter().any(|(n, _)| *n == k) {
+            vars.push((k, v));
+        }
+    }
     Ok(Resolved {
         vars,
         invalid_names: invalid,
     })
+}
+
+/// upstream `envvars.FromServices`: `NAME_SERVICE_HOST`, `NAME_SERVICE_PORT[_PORTNAME]` and the
+/// Docker link variables (`NAME_PORT`, `NAME_PORT_80_TCP`, `…_PROTO`, `…_PORT`, `…_ADDR`) of a
+/// service with a ClusterIP.
+fn service_vars(svc: &Service) -> Vec<(String, String)> {
+    let Some(spec) = &svc.spec else {
+        return Vec::new();
+    };
+    let ip = spec.cluster_ip.as_deref().unwrap_or_default();
+    if ip.is_empty() || ip == "None" {
+        return Vec::new();
+    }
+    let var = |s: &str| s.replace('-', "_").to_uppercase();
+    let prefix = var(svc.metadata.name.as_deref().unwrap_or_default());
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let mut out = vec![(format!("{prefix}_SERVICE_HOST"), ip.to_string())];
+    if let Some(first) = ports.first() {
+        out.push((format!("{prefix}_SERVICE_PORT"), first.port.to_string()));
+    }
+    for p in ports {
+        if let Some(name) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            out.push((format!("{prefix}_SERVICE_PORT_{}", var(name)), p.port.to_string()));
+        }
+    }
+    let host_port = |port: i32| match ip.contains(':') {
+        true => format!("[{ip}]:{port}"),
+        false => format!("{ip}:{port}"),
+    };
+    for (i, p) in ports.iter().enumerate() {
+        let proto = p.protocol.as_deref().unwrap_or("TCP");
+        let url = format!("{}://{}", proto.to_lowercase(), host_port(p.port));
+        if i == 0 {
+            out.push((format!("{prefix}_PORT"), url.clone()));
+        }
+        let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_uppercase());
+        out.push((pp.clone(), url));
+        out.push((format!("{pp}_PROTO"), proto.to_lowercase()));
+        out.push((format!("{pp}_PORT"), p.port.to_string()));
+        out.push((format!("{pp}_ADDR"), ip.to_string()));
+    }
+    out
 }
 
 /// The value of a Downward API field (`metadata.name`, `metadata.labels['k']`, `status.podIP`, …).
@@ -403,5 +487,40 @@ mod tests {
         ] {
             assert_eq!(is_env_var_name(n), ok, "{n}");
         }
+    }
+
+    #[test]
+    fn service_variables_are_upstreams() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "my-svc"},
+            "spec": {"clusterIP": "10.43.0.12", "ports": [
+                {"name": "http", "port": 80, "protocol": "TCP"},
+                {"name": "dns-udp", "port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        let got: BTreeMap<String, String> = service_vars(&svc).into_iter().collect();
+        let want: BTreeMap<String, String> = [
+            ("MY_SVC_SERVICE_HOST", "10.43.0.12"),
+            ("MY_SVC_SERVICE_PORT", "80"),
+            ("MY_SVC_SERVICE_PORT_HTTP", "80"),
+            ("MY_SVC_SERVICE_PORT_DNS_UDP", "53"),
+            ("MY_SVC_PORT", "tcp://10.43.0.12:80"),
+            ("MY_SVC_PORT_80_TCP", "tcp://10.43.0.12:80"),
+            ("MY_SVC_PORT_80_TCP_PROTO", "tcp"),
+            ("MY_SVC_PORT_80_TCP_PORT", "80"),
+            ("MY_SVC_PORT_80_TCP_ADDR", "10.43.0.12"),
+            ("MY_SVC_PORT_53_UDP", "udp://10.43.0.12:53"),
+            ("MY_SVC_PORT_53_UDP_PROTO", "udp"),
+            ("MY_SVC_PORT_53_UDP_PORT", "53"),
+            ("MY_SVC_PORT_53_UDP_ADDR", "10.43.0.12"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let headless: Service =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "h"}, "spec": {"clusterIP": "None"}}))
+                .unwrap();
+        assert!(service_vars(&headless).is_empty());
     }
 }
