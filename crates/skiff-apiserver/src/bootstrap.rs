@@ -9,7 +9,7 @@ use skiff_api::registry;
 use crate::errors::ApiResult;
 use crate::meta;
 use crate::request::Target;
-use crate::rest::{create, Request};
+use crate::rest::{create, update, Request};
 use crate::state::ApiServer;
 
 /// Namespaces that exist in every cluster.
@@ -26,11 +26,62 @@ async fn ensure(server: &ApiServer, plural: &str, ns: Option<&str>, obj: Value) 
 }
 
 /// Creates `obj` of `group` unless an object of that name exists.
-async fn ensure_in(server: &ApiServer, group: &str, plural: &str, ns: Option<&str>, mut obj: Value) -> ApiResult<()> {
+async fn ensure_in(server: &ApiServer, group: &str, plural: &str, ns: Option<&str>, obj: Value) -> ApiResult<()> {
+    write(server, group, plural, ns, obj, None).await
+}
+
+/// Creates `obj`, or sets the `fields` of an existing one to `obj`'s (the apiserver's own
+/// address may have changed since the last start).
+async fn keep_current(
+    server: &ApiServer,
+    group: &str,
+    plural: &str,
+    ns: Option<&str>,
+    obj: Value,
+    fields: &[&str],
+) -> ApiResult<()> {
+    write(server, group, plural, ns, obj, Some(fields)).await
+}
+
+async fn write(
+    server: &ApiServer,
+    group: &str,
+    plural: &str,
+    ns: Option<&str>,
+    mut obj: Value,
+    fields: Option<&[&str]>,
+) -> ApiResult<()> {
     let Some(def) = registry::find(group, "v1", plural) else {
         return Ok(());
     };
-    if server.cache.contains(def, &def.key(ns, meta::name(&obj))) {
+    let name = meta::name(&obj).to_string();
+    let req = |name: Option<String>| Request {
+        target: Target {
+            def,
+            namespace: ns.map(str::to_string),
+            name,
+            sub: None,
+        },
+        query: Default::default(),
+        headers: Default::default(),
+        raw_query: String::new(),
+    };
+    if server.cache.contains(def, &def.key(ns, &name)) {
+        let Some(fields) = fields else { return Ok(()) };
+        let stale = server
+            .cache
+            .get(def, &def.key(ns, &name))
+            .is_some_and(|cur| fields.iter().any(|f| cur[*f] != obj[*f]));
+        if stale {
+            update::modify(server, &req(Some(name.clone())), &name, |cur| {
+                let mut next = cur.clone();
+                for f in fields {
+                    next[*f] = obj[*f].clone();
+                }
+                Ok(next)
+            })
+            .await?;
+        }
         return Ok(());
     }
     let req = Request {
@@ -86,7 +137,23 @@ pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
         "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
         "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": addr.port(), "protocol": "TCP"}]}],
     });
-    ensure(server, "endpoints", Some("default"), ep).await?;
+    keep_current(server, "", "endpoints", Some("default"), ep, &["subsets"]).await?;
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "namespace": "default", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+        "ports": [{"name": "https", "port": addr.port(), "protocol": "TCP"}],
+    });
+    keep_current(
+        server,
+        "discovery.k8s.io",
+        "endpointslices",
+        Some("default"),
+        slice,
+        &["endpoints", "ports"],
+    )
+    .await?;
     let sc = json!({
         "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": LOCAL_PATH_CLASS, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use skiff_apiserver::alloc::ServiceCidr;
 use skiff_controllers::informer::Informers;
 
 /// Flags of `skiff up`.
@@ -46,6 +47,20 @@ pub struct UpArgs {
     /// for tests.
     #[arg(long, default_value_t = 10_000, hide = true)]
     node_backoff_base_ms: u64,
+    /// Pod networking: `host` (pods share the host's network; services on the loopback range
+    /// 127.43.0.0/16 through a userspace proxy).
+    #[arg(long, value_enum, default_value_t = Network::Host)]
+    network: Network,
+    /// The Service ClusterIP range (default 127.43.0.0/16 in host networking).
+    #[arg(long)]
+    service_cidr: Option<ServiceCidr>,
+}
+
+/// How pods are networked.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Pods share the host's network.
+    Host,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -75,13 +90,19 @@ pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
     components.spawn(async move { c::endpoints::run_endpoints(i).await.context("endpoints controller") });
     let i = informers.clone();
     components.spawn(async move { c::endpoints::run_slices(i).await.context("endpointslice controller") });
+    let i = informers.clone();
+    components.spawn(async move { c::servicelb::run(i).await.context("service load balancer") });
 }
 
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let service_cidr = args.service_cidr.unwrap_or(match args.network {
+        Network::Host => ServiceCidr::HOST,
+    });
     let cfg = skiff_apiserver::Config {
         listen: args.listen,
+        service_cidr,
         ..skiff_apiserver::Config::loopback(&data_dir)
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
@@ -111,6 +132,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("local-path provisioner")
     });
     spawn_controllers(&mut components, &informers);
+    let c = client.clone();
+    let proxy = skiff_proxy::userspace::Options {
+        node_ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+    };
+    components.spawn(async move { skiff_proxy::userspace::run(c, proxy).await.context("service proxy") });
     let (c, ca) = (client.clone(), running.ca_pem.clone());
     components.spawn(async move {
         skiff_controllers::serviceaccount::run_with(c, Some(ca))

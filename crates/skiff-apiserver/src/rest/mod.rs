@@ -10,7 +10,7 @@ pub use node_proxy::connect;
 mod read;
 mod scale;
 pub mod storage;
-mod update;
+pub(crate) mod update;
 mod watch;
 
 use axum::body::Body;
