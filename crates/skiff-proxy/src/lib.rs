@@ -2,6 +2,7 @@
 //! ready pods. Both read Services and EndpointSlices through the Kubernetes API only.
 
 pub mod dns;
+pub mod nft;
 pub mod services;
 pub mod sources;
 pub mod userspace;

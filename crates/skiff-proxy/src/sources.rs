@@ -1,7 +1,7 @@
 //! The Services and EndpointSlices a proxy reads, as kube-runtime reflector stores, with a
 //! signal on every change.
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
@@ -11,10 +11,22 @@ use tokio::sync::watch;
 
 use crate::services::{self, ServicePort};
 
+/// A node as the proxy needs it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeAddr {
+    /// The node's name.
+    pub name: String,
+    /// Its InternalIP.
+    pub ip: std::net::IpAddr,
+    /// Its pod CIDR, if it has one.
+    pub pod_cidr: Option<String>,
+}
+
 /// What the proxy watches.
 pub struct Sources {
     services: Store<Service>,
     slices: Store<EndpointSlice>,
+    nodes: Store<Node>,
     changed: watch::Receiver<u64>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -59,12 +71,14 @@ impl Sources {
     pub fn start(client: &Client) -> Sources {
         let (tx, changed) = watch::channel(0);
         let (services, a) = reflect::<Service>(client, tx.clone());
-        let (slices, b) = reflect::<EndpointSlice>(client, tx);
+        let (slices, b) = reflect::<EndpointSlice>(client, tx.clone());
+        let (nodes, c) = reflect::<Node>(client, tx);
         Sources {
             services,
             slices,
+            nodes,
             changed,
-            tasks: vec![a, b],
+            tasks: vec![a, b, c],
         }
     }
 
@@ -72,6 +86,32 @@ impl Sources {
     pub async fn ready(&self) {
         let _ = self.services.wait_until_ready().await;
         let _ = self.slices.wait_until_ready().await;
+        let _ = self.nodes.wait_until_ready().await;
+    }
+
+    /// Every node's name, InternalIP and pod CIDR.
+    pub fn nodes(&self) -> Vec<NodeAddr> {
+        self.nodes
+            .state()
+            .iter()
+            .filter_map(|n| {
+                let ip = n
+                    .status
+                    .as_ref()?
+                    .addresses
+                    .as_ref()?
+                    .iter()
+                    .find(|a| a.type_ == "InternalIP")?
+                    .address
+                    .parse()
+                    .ok()?;
+                Some(NodeAddr {
+                    name: n.metadata.name.clone()?,
+                    ip,
+                    pod_cidr: n.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
+                })
+            })
+            .collect()
     }
 
     /// Waits for the next change; `false` once the watches stopped.

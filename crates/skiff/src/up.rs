@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use skiff_agent::process::network::BridgeOptions;
 use skiff_apiserver::alloc::ServiceCidr;
 use skiff_controllers::informer::Informers;
 
@@ -47,20 +48,53 @@ pub struct UpArgs {
     /// for tests.
     #[arg(long, default_value_t = 10_000, hide = true)]
     node_backoff_base_ms: u64,
-    /// Pod networking: `host` (pods share the host's network; services on the loopback range
-    /// 127.43.0.0/16 through a userspace proxy).
-    #[arg(long, value_enum, default_value_t = Network::Host)]
-    network: Network,
-    /// The Service ClusterIP range (default 127.43.0.0/16 in host networking).
+    /// Pod networking of process nodes: `bridge` (a network namespace per pod on a bridge per
+    /// node, services through nftables; needs root, nftables and the CNI plugins) or `host`
+    /// (pods share the host's network; services on 127.43.0.0/16 through a userspace proxy).
+    /// Default: bridge when it can work here.
+    #[arg(long, value_enum)]
+    network: Option<Network>,
+    /// The Service ClusterIP range (default 10.43.0.0/16 in bridge networking, 127.43.0.0/16
+    /// in host networking).
     #[arg(long)]
     service_cidr: Option<ServiceCidr>,
+    /// The pod network of bridge networking; node N gets the /24 at N (10.42.N.0/24) and
+    /// .0.1 serves the cluster DNS.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    cluster_cidr: ServiceCidr,
 }
 
 /// How pods are networked.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Network {
+    /// A network namespace per pod on a bridge per node.
+    Bridge,
     /// Pods share the host's network.
     Host,
+}
+
+/// What bridge networking needs that is missing here, if anything.
+fn bridge_missing() -> Option<&'static str> {
+    let cni = std::path::Path::new(skiff_agent::process::network::CNI_BIN);
+    if !skiff_agent::process::network::available(cni) {
+        return Some("root and the CNI plugins (Debian package containernetworking-plugins)");
+    }
+    let on_path =
+        |p: &str| std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(p).exists()));
+    if !on_path("nft") || !on_path("ip") {
+        return Some("nft and ip (Debian packages nftables and iproute2)");
+    }
+    None
+}
+
+/// A short id of this cluster for the names of its host-wide objects (nftables table,
+/// interfaces), so clusters of different data directories never touch each other's.
+fn cluster_id(data_dir: &std::path::Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    format!("{:08x}", h.finish() as u32)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -97,7 +131,26 @@ pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    let service_cidr = args.service_cidr.unwrap_or(match args.network {
+    let network = match args.network {
+        Some(Network::Bridge) => {
+            if let Some(what) = bridge_missing() {
+                anyhow::bail!("bridge networking needs {what}");
+            }
+            Network::Bridge
+        }
+        Some(Network::Host) => Network::Host,
+        None => match bridge_missing() {
+            None => Network::Bridge,
+            Some(what) => {
+                if args.nodes > 0 {
+                    tracing::warn!("host networking: bridge networking needs {what}");
+                }
+                Network::Host
+            }
+        },
+    };
+    let service_cidr = args.service_cidr.unwrap_or(match network {
+        Network::Bridge => ServiceCidr::BRIDGE,
         Network::Host => ServiceCidr::HOST,
     });
     let cfg = skiff_apiserver::Config {
@@ -133,10 +186,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     });
     spawn_controllers(&mut components, &informers);
     let c = client.clone();
-    let proxy = skiff_proxy::userspace::Options {
-        node_ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
-    };
-    components.spawn(async move { skiff_proxy::userspace::run(c, proxy).await.context("service proxy") });
+    let id = cluster_id(&data_dir);
+    // The address the cluster's own services (the DNS server) listen on in bridge networking.
+    let cluster_addr = args.cluster_cidr.nth(1);
+    match network {
+        Network::Bridge => {
+            let proxy = skiff_proxy::nft::Options {
+                table: format!("skiff-{id}"),
+                cluster_cidr: args.cluster_cidr.to_string(),
+                service_cidr: service_cidr.to_string(),
+                dummy: format!("skd{id}"),
+                local_addrs: vec![cluster_addr],
+            };
+            components.spawn(async move { skiff_proxy::nft::run(c, proxy).await.context("service proxy") });
+        }
+        Network::Host => {
+            let proxy = skiff_proxy::userspace::Options {
+                node_ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
+            };
+            components.spawn(async move { skiff_proxy::userspace::run(c, proxy).await.context("service proxy") });
+        }
+    }
     let (c, ca) = (client.clone(), running.ca_pem.clone());
     components.spawn(async move {
         skiff_controllers::serviceaccount::run_with(c, Some(ca))
@@ -153,6 +223,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let name = format!("skiff-node-{i}");
         let mut opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
         opts.backoff_base = Duration::from_millis(args.node_backoff_base_ms);
+        match network {
+            Network::Bridge => {
+                let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
+                opts.bridge = Some(BridgeOptions::new(cidr, Some(service_cidr.dns())));
+            }
+            Network::Host => opts.cluster_dns = Some(service_cidr.dns()),
+        }
         let c = client.clone();
         components.spawn(async move {
             skiff_agent::process::run(c, opts)

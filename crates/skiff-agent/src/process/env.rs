@@ -17,6 +17,8 @@ pub(crate) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:
 pub(crate) struct NodeFacts {
     /// The node's InternalIP (also the pod IP in host networking).
     pub(crate) node_ip: String,
+    /// The pod's own address in bridge networking (set per pod).
+    pub(crate) pod_ip: Option<String>,
     /// Allocatable cpu in cores.
     pub(crate) cpu: f64,
     /// Allocatable memory in bytes.
@@ -311,7 +313,8 @@ pub(crate) fn field_value(pod: &Pod, f: &ObjectFieldSelector, node: &NodeFacts) 
         "metadata.annotations" => format_map(meta.annotations.as_ref()),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        "status.hostIP" | "status.hostIPs" | "status.podIP" | "status.podIPs" => node.node_ip.clone(),
+        "status.hostIP" | "status.hostIPs" => node.node_ip.clone(),
+        "status.podIP" | "status.podIPs" => node.pod_ip.clone().unwrap_or_else(|| node.node_ip.clone()),
         other => return Err(format!("unsupported fieldPath: {other}")),
     })
 }

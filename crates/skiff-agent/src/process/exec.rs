@@ -151,18 +151,25 @@ impl StreamRuntime for Streams {
         pod: &str,
         port: u16,
     ) -> BoxFuture<'static, Result<tokio::net::TcpStream, StreamError>> {
-        let known = self
+        let uid = self
             .0
             .pods
             .state()
             .iter()
-            .any(|p| p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(pod));
+            .find(|p| p.metadata.namespace.as_deref() == Some(ns) && p.metadata.name.as_deref() == Some(pod))
+            .map(|p| p.metadata.uid.clone().unwrap_or_default());
+        let netns = uid.as_ref().map(|u| self.0.pods_dir().join(u).join("netns"));
         let (ns, pod) = (ns.to_string(), pod.to_string());
         async move {
-            if !known {
+            if uid.is_none() {
                 return Err(StreamError::NotFound(format!("pod {ns}/{pod} not found")));
             }
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map_err(|e| {
+            // Inside the pod's own network namespace when it has one, as kubelet dials.
+            let conn = match netns.filter(|p| p.exists()) {
+                Some(path) => connect_in(path, port).await,
+                None => tokio::net::TcpStream::connect(("127.0.0.1", port)).await,
+            };
+            conn.map_err(|e| {
                 let why = match e.kind() {
                     std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
                     _ => e.to_string(),
@@ -174,6 +181,31 @@ impl StreamRuntime for Streams {
         }
         .boxed()
     }
+}
+
+/// Connects to `127.0.0.1:port` inside the network namespace at `netns`, from a thread that
+/// joins it (a socket stays in the namespace it was made in).
+async fn connect_in(netns: std::path::PathBuf, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+    let stream = tokio::task::spawn_blocking(move || -> std::io::Result<std::net::TcpStream> {
+        let f = std::fs::File::open(&netns)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // A thread of its own: joining a namespace changes the calling thread for good.
+        std::thread::spawn(move || {
+            // SAFETY: setns only changes this short-lived thread's network namespace.
+            let r = if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+            };
+            let _ = tx.send(r);
+        });
+        rx.recv()
+            .map_err(|_| std::io::Error::other("the dialing thread died"))?
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    stream.set_nonblocking(true)?;
+    tokio::net::TcpStream::from_std(stream)
 }
 
 fn failed(e: std::io::Error) -> StreamError {
@@ -189,7 +221,7 @@ fn exec(r: &Running, command: Vec<String>, opts: StreamOpts) -> Result<Session, 
     cmd.args(args).env_clear().envs(r.env.iter().map(|(k, v)| (k, v)));
     let mut join: Vec<OwnedFd> = Vec::new();
     if r.namespaces {
-        for ns in ["mnt", "uts"] {
+        for ns in ["net", "mnt", "uts"] {
             let f = std::fs::File::open(format!("/proc/{}/ns/{ns}", r.pid))
                 .map_err(|_| StreamError::NotFound(format!("container process {} is gone", r.pid)))?;
             join.push(f.into());

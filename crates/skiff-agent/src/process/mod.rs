@@ -18,6 +18,7 @@ mod cgroup;
 mod env;
 mod exec;
 mod logs;
+pub mod network;
 mod probe;
 mod server;
 mod spawn;
@@ -73,6 +74,10 @@ pub struct ProcessOptions {
     pub log_max_bytes: u64,
     /// How often configMap, secret and downwardAPI volumes are refreshed.
     pub volume_resync: Duration,
+    /// Bridge networking (a network namespace per pod); `None` shares the host's network.
+    pub bridge: Option<network::BridgeOptions>,
+    /// The cluster DNS for pods' resolv.conf in host networking (needs privileges).
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
 }
 
 impl ProcessOptions {
@@ -92,6 +97,8 @@ impl ProcessOptions {
             privileged: None,
             log_max_bytes: 10 * 1024 * 1024,
             volume_resync: Duration::from_secs(60),
+            bridge: None,
+            cluster_dns: None,
         }
     }
 }
@@ -133,6 +140,8 @@ pub(crate) struct Agent {
     /// Running container instances, for exec and attach.
     pub(crate) running: exec::Registry,
     pub(crate) pods: Store<Pod>,
+    /// The node's bridge in bridge networking.
+    pub(crate) bridge: Option<network::Bridge>,
     events: mpsc::UnboundedSender<(ObjectReference, KubeEvent)>,
 }
 
@@ -168,14 +177,27 @@ impl Agent {
 ///
 /// Dropping the future stops the node: its containers are killed and their cgroups and tmpfs
 /// mounts removed (pod directories stay for the next start).
-pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
+pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> {
     let privileged = opts.privileged.unwrap_or_else(spawn::is_root);
     std::fs::create_dir_all(opts.data_dir.join("pods"))?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.kubelet_port)).await?;
+    let cgroup_name = cgroup_name(&opts);
+    let bridge = match opts.bridge.clone() {
+        Some(b) => {
+            let bridge = network::Bridge::new(b, &cgroup_name, &opts.data_dir);
+            bridge.setup().await?;
+            // The bridge's address is the node's.
+            opts.node_ip = bridge.opts.gateway().to_string();
+            Some(bridge)
+        }
+        None => None,
+    };
+    let _teardown = bridge.as_ref().map(network::Bridge::teardown_on_drop);
+    let listener = tokio::net::TcpListener::bind((opts.node_ip.as_str(), opts.kubelet_port)).await?;
     let port = listener.local_addr()?.port();
 
     let mut cfg = NodeConfig::from_host(&opts.node_name, RUNTIME_VERSION);
     cfg.internal_ip = opts.node_ip.clone();
+    cfg.pod_cidr = opts.bridge.as_ref().map(network::BridgeOptions::cidr);
     cfg.kubelet_port = i32::from(port);
     cfg.labels.extend(opts.labels.clone());
     if let Some(c) = &opts.cpu {
@@ -190,6 +212,7 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
     let q = |k: &str| cfg.capacity.get(k).and_then(|v| env::parse_quantity(v)).unwrap_or(0.0);
     let facts = env::NodeFacts {
         node_ip: opts.node_ip.clone(),
+        pod_ip: None,
         cpu: q("cpu"),
         memory: q("memory"),
         ephemeral_storage: q("ephemeral-storage"),
@@ -202,7 +225,6 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         })?;
 
     let cgroups = if privileged { cgroup::Roots::detect() } else { None };
-    let cgroup_name = cgroup_name(&opts);
     if let Some(roots) = &cgroups {
         // Containers of a previous run of this agent cannot be adopted: end them.
         roots.clean_node(&cgroup_name);
@@ -227,6 +249,7 @@ pub async fn run(client: Client, opts: ProcessOptions) -> Result<(), Error> {
         logs: logs::Registry::default(),
         running: exec::Registry::default(),
         pods: reader,
+        bridge,
         events: events_tx,
     });
     tracing::info!(node = %opts.node_name, port, privileged, "process node starting");

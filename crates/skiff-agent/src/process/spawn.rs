@@ -174,6 +174,21 @@ pub(crate) fn mount_tmpfs(dir: &Path, size: Option<u64>, mode: u32) -> io::Resul
     })
 }
 
+/// Bind-mounts `source` at `target` (in the agent's mount namespace).
+pub(crate) fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    let (src, dst) = (cstr(source)?, cstr(target)?);
+    // SAFETY: both pointers are valid NUL-terminated strings.
+    check(unsafe {
+        libc::mount(
+            src.as_ptr(),
+            dst.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND,
+            std::ptr::null(),
+        )
+    })
+}
+
 /// Detaches whatever is mounted at `dir`.
 pub(crate) fn unmount(dir: &Path) {
     if let Ok(t) = cstr(dir) {

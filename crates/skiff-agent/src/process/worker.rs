@@ -23,6 +23,7 @@ use super::cgroup::{Cgroup, Limits, Roots};
 use super::env::{self, Sources};
 use super::exec;
 use super::logs::{self, ContainerLogs, PodLogs};
+use super::network;
 use super::probe::{self, Kind, Report};
 use super::spawn::{self, Isolation, Mount, Spec};
 use super::status::{self, State};
@@ -140,6 +141,10 @@ struct Worker {
     frozen: bool,
     deleted: bool,
     warned: bool,
+    /// The pod's address in bridge networking, once its namespace is set up.
+    pod_ip: Option<std::net::Ipv4Addr>,
+    /// Why the pod's network could not be set up (told once).
+    net_error: Option<String>,
 }
 
 /// Runs the worker of one pod until the pod is gone from the API.
@@ -246,6 +251,8 @@ impl Worker {
             frozen,
             deleted: false,
             warned: false,
+            pod_ip: None,
+            net_error: None,
         }
     }
 
@@ -309,7 +316,7 @@ impl Worker {
             self.terminate().await;
             return;
         }
-        if !self.terminal {
+        if !self.terminal && self.sync_network().await {
             self.sync_volumes().await;
             if self.volumes.is_some() {
                 self.warn_degraded();
@@ -317,6 +324,51 @@ impl Worker {
             }
         }
         self.report().await;
+    }
+
+    /// Whether the pod has its network: its own namespace on the node's bridge in bridge
+    /// networking (made once, before anything starts), the host's otherwise.
+    async fn sync_network(&mut self) -> bool {
+        let Some(bridge) = self.agent.bridge.as_ref().filter(|_| !self.host_network()) else {
+            return true;
+        };
+        if self.pod_ip.is_some() {
+            return true;
+        }
+        if let Err(e) = std::fs::create_dir_all(&self.dir) {
+            tracing::warn!(pod = %self.name, error = %e, "creating the pod directory failed");
+            return false;
+        }
+        match bridge.add_pod(&self.uid, &self.dir).await {
+            Ok(ip) => {
+                self.pod_ip = Some(ip);
+                self.net_error = None;
+                true
+            }
+            Err(e) => {
+                let msg = format!("Failed to create pod sandbox: failed to set up pod network: {e}");
+                if self.net_error.as_deref() != Some(msg.as_str()) {
+                    self.event(None, true, "FailedCreatePodSandBox", msg.clone());
+                }
+                self.net_error = Some(msg);
+                self.next_volume_sync = Instant::now() + Duration::from_secs(2);
+                false
+            }
+        }
+    }
+
+    /// The node facts with this pod's own address.
+    fn facts(&self) -> env::NodeFacts {
+        let mut f = self.agent.facts.clone();
+        f.pod_ip = self.pod_ip.map(|ip| ip.to_string());
+        f
+    }
+
+    /// The pod's address: its own in bridge networking, the node's otherwise.
+    fn ip(&self) -> String {
+        self.pod_ip
+            .map(|ip| ip.to_string())
+            .unwrap_or_else(|| self.agent.opts.node_ip.clone())
     }
 
     async fn sync_volumes(&mut self) {
@@ -329,11 +381,24 @@ impl Worker {
             return;
         }
         let mut src = Sources::new(self.agent.client.clone(), &self.ns);
-        match volumes::prepare(&self.pod, &self.dir, self.agent.privileged, &self.agent.facts, &mut src).await {
+        let facts = self.facts();
+        match volumes::prepare(&self.pod, &self.dir, self.agent.privileged, &facts, &mut src).await {
             Ok(v) => {
                 let hostname = self.hostname();
-                let hosts = volumes::hosts_file(&self.pod, &self.agent.opts.node_ip, &hostname);
+                let hosts = volumes::hosts_file(&self.pod, &self.ip(), &hostname);
                 let _ = std::fs::write(self.dir.join("etc-hosts"), hosts);
+                let dns = match &self.agent.bridge {
+                    Some(b) => b.opts.dns,
+                    None => self.agent.opts.cluster_dns,
+                };
+                match network::resolv_conf(&self.pod, dns, "cluster.local") {
+                    Some(conf) => {
+                        let _ = std::fs::write(self.dir.join("etc-resolv.conf"), conf);
+                    }
+                    None => {
+                        let _ = std::fs::remove_file(self.dir.join("etc-resolv.conf"));
+                    }
+                }
                 self.volumes = Some(v);
                 self.volume_error = None;
             }
@@ -358,6 +423,20 @@ impl Worker {
         // upstream truncates to 63 characters and trims trailing '-' and '.'
         let h: String = h.chars().take(63).collect();
         h.trim_end_matches(['-', '.']).to_string()
+    }
+
+    /// The pod's network namespace for a container to join (bridge networking).
+    fn netns_join(&self) -> Vec<std::fs::File> {
+        if self.pod_ip.is_none() {
+            return Vec::new();
+        }
+        match std::fs::File::open(self.dir.join("netns")) {
+            Ok(f) => vec![f],
+            Err(e) => {
+                tracing::warn!(pod = %self.name, error = %e, "opening the pod's network namespace failed");
+                Vec::new()
+            }
+        }
     }
 
     fn host_network(&self) -> bool {
@@ -524,7 +603,8 @@ impl Worker {
             return;
         }
         let mut src = Sources::new(self.agent.client.clone(), &self.ns);
-        let resolved = match env::resolve(&self.pod, &spec, &self.agent.facts, &mut src).await {
+        let facts = self.facts();
+        let resolved = match env::resolve(&self.pod, &spec, &facts, &mut src).await {
             Ok(r) => r,
             Err(msg) => {
                 fail_waiting(self, "CreateContainerConfigError", msg, true);
@@ -618,7 +698,7 @@ impl Worker {
             cwd: cwd.clone(),
             isolation: Isolation {
                 namespaces,
-                join: Vec::new(),
+                join: self.netns_join(),
                 cgroups: cg_files,
             },
             stdin: spec.stdin == Some(true),
@@ -789,6 +869,14 @@ impl Worker {
                 read_only: false,
             });
         }
+        let resolv = self.dir.join("etc-resolv.conf");
+        if resolv.exists() && !out.iter().any(|m| m.target == Path::new("/etc/resolv.conf")) {
+            out.push(Mount {
+                source: resolv,
+                target: PathBuf::from("/etc/resolv.conf"),
+                read_only: false,
+            });
+        }
         out
     }
 
@@ -834,7 +922,7 @@ impl Worker {
             let program = argv.remove(0);
             let mut join = Vec::new();
             if privileged {
-                for ns in ["mnt", "uts"] {
+                for ns in ["net", "mnt", "uts"] {
                     join.push(std::fs::File::open(format!("/proc/{pid}/ns/{ns}"))?);
                 }
             }
@@ -856,7 +944,7 @@ impl Worker {
             container: spec.clone(),
             instance: id.to_string(),
             started,
-            host: self.agent.opts.node_ip.clone(),
+            host: self.ip(),
             exec,
             tx: self.probes.clone(),
         });
@@ -1054,6 +1142,9 @@ impl Worker {
         self.tasks.shutdown().await;
         self.agent.logs.remove(&self.ns, &self.name, &self.uid);
         volumes::unmount_all(&self.dir);
+        if let Some(b) = &self.agent.bridge {
+            b.del_pod(&self.uid, &self.dir).await;
+        }
         if let Some(roots) = &self.agent.cgroups {
             roots.remove_pod(&self.agent.cgroup_name, &self.uid);
         }
@@ -1203,7 +1294,8 @@ impl Worker {
         };
         let conds = status::conditions(&facts);
         let ts = rfc3339(now());
-        let ip = &self.agent.opts.node_ip;
+        let host_ip = &self.agent.opts.node_ip;
+        let ip = self.ip();
         let qos = self
             .pod
             .status
@@ -1213,8 +1305,8 @@ impl Worker {
         let mut st = json!({
             "phase": phase,
             "conditions": status::conditions_json(&self.pod, &conds, &ts),
-            "hostIP": ip,
-            "hostIPs": [{"ip": ip}],
+            "hostIP": host_ip,
+            "hostIPs": [{"ip": host_ip}],
             "podIP": ip,
             "podIPs": [{"ip": ip}],
             "startTime": self.start_time,
@@ -1306,6 +1398,9 @@ impl Drop for Worker {
             c.running = None;
         }
         volumes::unmount_all(&self.dir);
+        // The node is stopping: its bridge and address records go with it, so dropping the
+        // namespace (and with it the veth) is enough.
+        network::drop_netns(&self.dir);
         if let Some(roots) = &self.agent.cgroups {
             roots.remove_pod(&self.agent.cgroup_name, &self.uid);
         }

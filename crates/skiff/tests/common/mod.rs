@@ -206,7 +206,15 @@ impl Server {
     }
 
     /// Like [`Server::start`], with more `skiff up` flags (e.g. `--sim-nodes 3`).
+    ///
+    /// Clusters use host networking unless the flags choose: bridge networking gives every
+    /// cluster the same pod and service ranges and routes, so only tests that run one at a
+    /// time (the `bridge` test group) may use it.
     pub fn start_with(extra_args: &[&str]) -> Server {
+        let mut extra_args: Vec<String> = extra_args.iter().map(|a| a.to_string()).collect();
+        if !extra_args.iter().any(|a| a == "--network") {
+            extra_args.extend(["--network".to_string(), "host".to_string()]);
+        }
         let tmp = tempfile::Builder::new()
             .prefix("skiff-e2e-")
             .tempdir()
@@ -222,7 +230,7 @@ impl Server {
             child: None,
             watchdog: None,
             starts: 0,
-            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            extra_args,
         };
         s.spawn_and_wait();
         s

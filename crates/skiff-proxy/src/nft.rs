@@ -1,0 +1,447 @@
+//! The nftables proxy of bridge networking, after kube-proxy's nftables mode: one table of
+//! this cluster's own, rewritten atomically (`nft -f`) whenever services or endpoints change.
+//!
+//! - `services` sends `ClusterIP . proto . port` and, on the nodes' addresses, NodePorts and
+//!   LoadBalancer ports (`proto . port`) to a per-service chain;
+//! - a service chain picks an endpoint chain with `numgen random` (after the ClientIP
+//!   affinity sets, when set); an endpoint chain DNATs to the pod;
+//! - traffic from outside the pod network, NodePort traffic and hairpin traffic (a pod
+//!   reaching itself) is marked and masqueraded, so replies come back through the host;
+//! - service ports without endpoints are rejected, as kube-proxy does;
+//! - `externalTrafficPolicy: Local` sends node traffic only to that node's pods (without
+//!   masquerading), `internalTrafficPolicy: Local` pod traffic only to the sender's node's pods.
+//!
+//! The service range is routed to a dummy interface of the cluster's (the addresses the
+//! cluster serves itself, such as the DNS server's, live there too), so a service address
+//! that no rule takes never leaves the host.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::services::{Backend, ServicePort};
+use crate::sources::{NodeAddr, Sources};
+
+/// The packet mark of connections to masquerade (kube-proxy's).
+const MASQ_MARK: &str = "0x4000";
+
+/// What the nftables proxy needs to know about the cluster.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The nftables table (one per cluster, e.g. `skiff-<id>`).
+    pub table: String,
+    /// The pod network (traffic from elsewhere is masqueraded).
+    pub cluster_cidr: String,
+    /// The service range, routed to `dummy`.
+    pub service_cidr: String,
+    /// The cluster's own interface: a bridge without ports (this kernel has no `dummy`).
+    pub dummy: String,
+    /// Addresses the cluster serves itself (the DNS server's), put on `dummy`.
+    pub local_addrs: Vec<Ipv4Addr>,
+}
+
+async fn run_cmd(program: &str, args: &[&str], stdin: Option<&str>) -> std::io::Result<()> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(std::io::Error::other(format!(
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
+/// Makes the dummy interface with the cluster's own addresses and the service route.
+pub async fn setup(opts: &Options) -> std::io::Result<()> {
+    if let Err(e) = run_cmd("ip", &["link", "add", &opts.dummy, "type", "bridge"], None).await {
+        if !e.to_string().contains("File exists") {
+            return Err(e);
+        }
+    }
+    run_cmd("ip", &["link", "set", &opts.dummy, "up"], None).await?;
+    for a in &opts.local_addrs {
+        run_cmd("ip", &["addr", "replace", &format!("{a}/32"), "dev", &opts.dummy], None).await?;
+    }
+    run_cmd(
+        "ip",
+        &["route", "replace", &opts.service_cidr, "dev", &opts.dummy],
+        None,
+    )
+    .await?;
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// Removes the table and the dummy interface (with its route) when dropped.
+struct Cleanup(Options);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &self.0.table])
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0.dummy])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Runs the proxy until the watches stop; the table and interface go when it ends.
+pub async fn run(client: kube::Client, opts: Options) -> Result<(), crate::Error> {
+    setup(&opts).await?;
+    let _cleanup = Cleanup(opts.clone());
+    let mut sources = Sources::start(&client);
+    sources.ready().await;
+    let mut last = String::new();
+    loop {
+        let text = ruleset(&sources.ports(), &sources.nodes(), &opts);
+        if text != last {
+            match run_cmd("nft", &["-f", "-"], Some(&text)).await {
+                Ok(()) => {
+                    tracing::debug!(table = %opts.table, rules = text.lines().count(), "nftables rules applied");
+                    last = text;
+                }
+                // Kept for the next change; a broken ruleset is a bug worth seeing.
+                Err(e) => tracing::warn!(error = %e, "applying the nftables rules failed"),
+            }
+        }
+        if !sources.changed().await {
+            return Ok(());
+        }
+    }
+}
+
+fn ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// An nft set literal; `None` when empty (nft refuses `{ }`).
+fn set_of(items: impl IntoIterator<Item = String>) -> Option<String> {
+    let v: Vec<String> = items.into_iter().collect();
+    (!v.is_empty()).then(|| format!("{{ {} }}", v.join(", ")))
+}
+
+/// The whole table for these service ports and nodes.
+pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> String {
+    let t = &opts.table;
+    let mut chains = String::new();
+    let mut sets = String::new();
+    let mut svc_map: Vec<String> = Vec::new();
+    let mut node_map: Vec<String> = Vec::new();
+    let mut no_endpoints: Vec<String> = Vec::new();
+    let mut no_node_endpoints: Vec<String> = Vec::new();
+    let node_ips: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| ipv4(n.ip)).collect();
+    let pod_cidr_of: BTreeMap<&str, &str> = nodes
+        .iter()
+        .filter_map(|n| Some((n.name.as_str(), n.pod_cidr.as_deref()?)))
+        .collect();
+    for (i, p) in ports.iter().enumerate() {
+        let Some(vip) = p.cluster_ip.and_then(ipv4) else {
+            continue;
+        };
+        let proto = p.protocol.nft();
+        let usable: Vec<&Backend> = p.usable(None).into_iter().filter(|b| ipv4(b.ip).is_some()).collect();
+        let svc = format!("svc-{i}");
+        let ext_ports: Vec<u16> = p
+            .node_port
+            .into_iter()
+            .chain(p.load_balancer.then_some(p.port))
+            .collect();
+        if usable.is_empty() {
+            no_endpoints.push(format!("{vip} . {proto} . {}", p.port));
+            no_node_endpoints.extend(ext_ports.iter().map(|np| format!("{proto} . {np}")));
+            continue;
+        }
+        svc_map.push(format!("{vip} . {proto} . {} : goto {svc}", p.port));
+        // Endpoint chains, and the affinity sets they refresh.
+        let mut sep_names = Vec::new();
+        for (j, b) in usable.iter().enumerate() {
+            let sep = format!("sep-{i}-{j}");
+            let _ = writeln!(chains, "\tchain {sep} {{");
+            let _ = writeln!(chains, "\t\tip saddr {} jump mark-masq", b.ip);
+            if let Some(secs) = p.affinity_seconds {
+                let _ = writeln!(
+                    sets,
+                    "\tset aff-{i}-{j} {{ type ipv4_addr; flags dynamic,timeout; timeout {secs}s; }}"
+                );
+                let _ = writeln!(chains, "\t\tupdate @aff-{i}-{j} {{ ip saddr }}");
+            }
+            let _ = writeln!(chains, "\t\tmeta l4proto {proto} dnat to {}:{}", b.ip, b.port);
+            let _ = writeln!(chains, "\t}}");
+            sep_names.push((sep, *b));
+        }
+        let pick = |names: &[&(String, &Backend)]| -> String {
+            let arms: Vec<String> = names
+                .iter()
+                .enumerate()
+                .map(|(k, (sep, _))| format!("{k} : goto {sep}"))
+                .collect();
+            format!("numgen random mod {} vmap {{ {} }}", names.len(), arms.join(", "))
+        };
+        let affinity = |names: &[&(String, &Backend)], out: &mut String| {
+            if p.affinity_seconds.is_some() {
+                for (sep, _) in names {
+                    let set = sep.replacen("sep-", "aff-", 1);
+                    let _ = writeln!(out, "\t\tip saddr @{set} goto {sep}");
+                }
+            }
+        };
+        let all: Vec<&(String, &Backend)> = sep_names.iter().collect();
+        let on_node = |node: &str| -> Vec<&(String, &Backend)> {
+            sep_names
+                .iter()
+                .filter(|(_, b)| b.node.as_deref() == Some(node))
+                .collect()
+        };
+        // The service chain (in-cluster traffic).
+        let _ = writeln!(chains, "\tchain {svc} {{");
+        let _ = writeln!(chains, "\t\tip saddr != {} jump mark-masq", opts.cluster_cidr);
+        if p.internal_local {
+            for (node, cidr) in &pod_cidr_of {
+                let local = on_node(node);
+                if local.is_empty() {
+                    let _ = writeln!(chains, "\t\tip saddr {cidr} drop");
+                } else {
+                    affinity(&local, &mut chains);
+                    let _ = writeln!(chains, "\t\tip saddr {cidr} {}", pick(&local));
+                }
+            }
+        }
+        affinity(&all, &mut chains);
+        let _ = writeln!(chains, "\t\t{}", pick(&all));
+        let _ = writeln!(chains, "\t}}");
+        // NodePort and LoadBalancer traffic.
+        if !ext_ports.is_empty() {
+            let ext = format!("ext-{i}");
+            let _ = writeln!(chains, "\tchain {ext} {{");
+            if p.external_local {
+                // Only the receiving node's pods, and the client's address kept.
+                for n in nodes {
+                    let Some(ip) = ipv4(n.ip) else { continue };
+                    let local = on_node(&n.name);
+                    if local.is_empty() {
+                        let _ = writeln!(chains, "\t\tip daddr {ip} drop");
+                    } else {
+                        affinity(&local, &mut chains);
+                        let _ = writeln!(chains, "\t\tip daddr {ip} {}", pick(&local));
+                    }
+                }
+                let _ = writeln!(chains, "\t\tdrop");
+            } else {
+                let _ = writeln!(chains, "\t\tjump mark-masq");
+                let _ = writeln!(chains, "\t\tgoto {svc}");
+            }
+            let _ = writeln!(chains, "\t}}");
+            node_map.extend(ext_ports.iter().map(|np| format!("{proto} . {np} : goto {ext}")));
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "add table ip {t}");
+    let _ = writeln!(out, "delete table ip {t}");
+    let _ = writeln!(out, "table ip {t} {{");
+    let elements = |v: Option<String>| v.map(|s| format!(" elements = {s};")).unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "\tmap service-ips {{ type ipv4_addr . inet_proto . inet_service : verdict;{} }}",
+        elements(set_of(svc_map))
+    );
+    let _ = writeln!(
+        out,
+        "\tmap service-nodeports {{ type inet_proto . inet_service : verdict;{} }}",
+        elements(set_of(node_map))
+    );
+    let _ = writeln!(
+        out,
+        "\tset nodeport-ips {{ type ipv4_addr;{} }}",
+        elements(set_of(node_ips.iter().map(|ip| ip.to_string())))
+    );
+    let _ = writeln!(
+        out,
+        "\tset no-endpoint-services {{ type ipv4_addr . inet_proto . inet_service;{} }}",
+        elements(set_of(no_endpoints))
+    );
+    let _ = writeln!(
+        out,
+        "\tset no-endpoint-nodeports {{ type inet_proto . inet_service;{} }}",
+        elements(set_of(no_node_endpoints))
+    );
+    out.push_str(&sets);
+    let reject = "ct state new ip daddr . meta l4proto . th dport @no-endpoint-services reject";
+    let reject_np = "ct state new ip daddr @nodeport-ips meta l4proto . th dport @no-endpoint-nodeports reject";
+    let _ = writeln!(
+        out,
+        "\tchain filter-forward {{ type filter hook forward priority -110; policy accept; {reject}; }}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain filter-output {{ type filter hook output priority -110; policy accept; {reject}; {reject_np}; }}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain filter-input {{ type filter hook input priority -110; policy accept; {reject_np}; }}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain nat-prerouting {{ type nat hook prerouting priority -100; policy accept; jump services; }}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain nat-output {{ type nat hook output priority -100; policy accept; jump services; }}"
+    );
+    let _ = writeln!(
+        out,
+        "\tchain nat-postrouting {{ type nat hook postrouting priority 100; policy accept; meta mark & {MASQ_MARK} == 0 return; meta mark set meta mark ^ {MASQ_MARK}; masquerade fully-random; }}"
+    );
+    let _ = writeln!(out, "\tchain mark-masq {{ meta mark set meta mark | {MASQ_MARK}; }}");
+    let _ = writeln!(
+        out,
+        "\tchain services {{ ip daddr . meta l4proto . th dport vmap @service-ips; ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports; }}"
+    );
+    out.push_str(&chains);
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::Protocol;
+
+    fn port(name: &str, backends: &[(&str, &str, bool)]) -> ServicePort {
+        ServicePort {
+            service: format!("default/{name}"),
+            port_name: String::new(),
+            protocol: Protocol::Tcp,
+            cluster_ip: Some("10.43.0.5".parse().unwrap()),
+            port: 80,
+            node_port: Some(30080),
+            load_balancer: false,
+            affinity_seconds: None,
+            external_local: false,
+            internal_local: false,
+            backends: backends
+                .iter()
+                .map(|(ip, node, ready)| Backend {
+                    ip: ip.parse().unwrap(),
+                    port: 8080,
+                    node: Some(node.to_string()),
+                    ready: *ready,
+                    serving: *ready,
+                })
+                .collect(),
+        }
+    }
+
+    fn opts() -> Options {
+        Options {
+            table: "skiff-test".into(),
+            cluster_cidr: "10.42.0.0/16".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            dummy: "skd".into(),
+            local_addrs: vec![],
+        }
+    }
+
+    fn nodes() -> Vec<NodeAddr> {
+        vec![NodeAddr {
+            name: "n1".into(),
+            ip: "10.42.1.1".parse().unwrap(),
+            pod_cidr: Some("10.42.1.0/24".into()),
+        }]
+    }
+
+    #[test]
+    fn ready_endpoints_are_balanced_and_others_rejected() {
+        let rules = ruleset(
+            &[port(
+                "web",
+                &[
+                    ("10.42.1.2", "n1", true),
+                    ("10.42.1.3", "n1", false),
+                    ("10.42.1.4", "n1", true),
+                ],
+            )],
+            &nodes(),
+            &opts(),
+        );
+        assert!(rules.contains("10.43.0.5 . tcp . 80 : goto svc-0"), "{rules}");
+        assert!(
+            rules.contains("numgen random mod 2 vmap { 0 : goto sep-0-0, 1 : goto sep-0-1 }"),
+            "{rules}"
+        );
+        assert!(rules.contains("meta l4proto tcp dnat to 10.42.1.4:8080"), "{rules}");
+        assert!(!rules.contains("10.42.1.3"), "not-ready endpoints get no traffic");
+        assert!(rules.contains("tcp . 30080 : goto ext-0"), "{rules}");
+        assert!(
+            rules.contains("set nodeport-ips { type ipv4_addr; elements = { 10.42.1.1 }; }"),
+            "{rules}"
+        );
+        let empty = ruleset(&[port("web", &[])], &nodes(), &opts());
+        assert!(empty.contains("elements = { 10.43.0.5 . tcp . 80 }"), "{empty}");
+        assert!(empty.contains("elements = { tcp . 30080 }"), "{empty}");
+        assert!(!empty.contains("chain svc-0"), "{empty}");
+    }
+
+    #[test]
+    fn affinity_and_local_policies() {
+        let mut p = port("web", &[("10.42.1.2", "n1", true), ("10.42.2.2", "n2", true)]);
+        p.affinity_seconds = Some(60);
+        p.external_local = true;
+        let rules = ruleset(&[p], &nodes(), &opts());
+        assert!(
+            rules.contains("set aff-0-0 { type ipv4_addr; flags dynamic,timeout; timeout 60s; }"),
+            "{rules}"
+        );
+        assert!(rules.contains("update @aff-0-1 { ip saddr }"), "{rules}");
+        assert!(rules.contains("ip saddr @aff-0-0 goto sep-0-0"), "{rules}");
+        assert!(
+            rules.contains("ip daddr 10.42.1.1 numgen random mod 1 vmap { 0 : goto sep-0-0 }"),
+            "only node n1's pod for traffic to n1: {rules}"
+        );
+    }
+
+    /// The kernel's own parser accepts what we write (`nft -c` checks without applying; CI
+    /// runs as root with Debian's nftables installed).
+    #[test]
+    fn nft_accepts_the_ruleset() {
+        let mut p = port("web", &[("10.42.1.2", "n1", true), ("10.42.2.2", "n2", true)]);
+        p.affinity_seconds = Some(60);
+        p.internal_local = true;
+        let mut q = port("lb", &[("10.42.1.3", "n1", true)]);
+        q.cluster_ip = Some("10.43.0.6".parse().unwrap());
+        q.load_balancer = true;
+        q.external_local = true;
+        q.node_port = Some(30081);
+        let empty = port("none", &[]);
+        for ports in [vec![p, q, empty], vec![]] {
+            let text = ruleset(&ports, &nodes(), &opts());
+            let mut child = std::process::Command::new("nft")
+                .args(["-c", "-f", "-"])
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("nft (Debian package nftables) is installed");
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
