@@ -92,3 +92,37 @@ pub(crate) fn catalog(upstream: &[SocketAddr]) -> Result<Option<Catalog>, Error>
     catalog.upsert(LowerName::new(&Name::root()), vec![Arc::new(handler)]);
     Ok(Some(catalog))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("socket address")
+    }
+
+    #[test]
+    fn reads_nameservers_from_resolv_conf() {
+        let text = "# generated\nsearch example.com\nnameserver 10.0.0.2\n  nameserver   fe80::1%eth0 \n\
+                    nameserver bogus\noptions ndots:5\n;nameserver 10.9.9.9\nnameserver 127.0.0.53 # local\n";
+        assert_eq!(
+            resolv_conf_nameservers(text),
+            [addr("10.0.0.2:53"), addr("[fe80::1]:53"), addr("127.0.0.53:53")]
+        );
+    }
+
+    #[test]
+    fn never_forwards_to_itself() {
+        let upstream = vec![addr("127.0.0.1:53"), addr("127.0.0.53:53"), addr("10.0.0.2:53")];
+        assert_eq!(
+            without_self(upstream.clone(), &[addr("127.0.0.1:53")]),
+            [addr("127.0.0.53:53"), addr("10.0.0.2:53")]
+        );
+        // A wildcard listener on port 53 also receives what goes to any loopback address.
+        assert_eq!(
+            without_self(upstream.clone(), &[addr("0.0.0.0:53")]),
+            [addr("10.0.0.2:53")]
+        );
+        assert_eq!(without_self(upstream.clone(), &[addr("0.0.0.0:5353")]), upstream);
+    }
+}

@@ -18,9 +18,10 @@ use tracing::{debug, info, warn};
 
 use super::zone::{self, ServiceKey, Zone, SERVICE_NAME_LABEL};
 
+/// An event of either stream, boxed: a Service is several times the size of a slice.
 enum Change {
-    Service(Result<watcher::Event<Service>, watcher::Error>),
-    Slice(Result<watcher::Event<EndpointSlice>, watcher::Error>),
+    Service(Box<Result<watcher::Event<Service>, watcher::Error>>),
+    Slice(Box<Result<watcher::Event<EndpointSlice>, watcher::Error>>),
 }
 
 /// Drops what the zone never reads before an object is cached: managedFields and annotations
@@ -42,14 +43,14 @@ pub(super) async fn run(client: Client, zone: Arc<RwLock<Zone>>, synced: watch::
             .default_backoff()
             .modify(trim::<Service>),
     )
-    .map(Change::Service);
+    .map(|e| Change::Service(Box::new(e)));
     let slice_events = reflector::reflector(
         slice_writer,
         watcher(Api::<EndpointSlice>::all(client), watcher::Config::default())
             .default_backoff()
             .modify(trim::<EndpointSlice>),
     )
-    .map(Change::Slice);
+    .map(|e| Change::Slice(Box::new(e)));
     let mut events = std::pin::pin!(futures::stream::select(svc_events, slice_events));
     let origin = zone.read().origin().clone();
     let mut state = State {
@@ -96,30 +97,38 @@ fn key_of<K: Resource>(o: &K) -> Option<ServiceKey> {
 impl State {
     fn take(&mut self, change: Change, batch: &mut Batch) {
         match change {
-            Change::Service(Ok(ev)) => match ev {
-                watcher::Event::Apply(s) | watcher::Event::Delete(s) => {
-                    batch.services.extend(key_of(&s));
-                }
-                watcher::Event::InitDone => {
-                    self.services_listed = true;
-                    batch.all = true;
-                }
-                watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            Change::Service(ev) => match *ev {
+                Ok(ev) => self.service(ev, batch),
+                Err(e) => warn!(error = %e, "cluster DNS: watching Services failed (retrying)"),
             },
-            Change::Slice(Ok(ev)) => match ev {
-                watcher::Event::Apply(s) => batch.services.extend(self.index.set(&s)),
-                watcher::Event::Delete(s) => batch.services.extend(self.index.remove(&s)),
-                watcher::Event::InitDone => {
-                    self.index.rebuild(&self.slices.state());
-                    self.slices_listed = true;
-                    batch.all = true;
-                }
-                watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            Change::Slice(ev) => match *ev {
+                Ok(ev) => self.slice(ev, batch),
+                Err(e) => warn!(error = %e, "cluster DNS: watching EndpointSlices failed (retrying)"),
             },
-            Change::Service(Err(e)) => warn!(error = %e, "cluster DNS: watching Services failed (retrying)"),
-            Change::Slice(Err(e)) => {
-                warn!(error = %e, "cluster DNS: watching EndpointSlices failed (retrying)")
+        }
+    }
+
+    fn service(&mut self, ev: watcher::Event<Service>, batch: &mut Batch) {
+        match ev {
+            watcher::Event::Apply(s) | watcher::Event::Delete(s) => batch.services.extend(key_of(&s)),
+            watcher::Event::InitDone => {
+                self.services_listed = true;
+                batch.all = true;
             }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+
+    fn slice(&mut self, ev: watcher::Event<EndpointSlice>, batch: &mut Batch) {
+        match ev {
+            watcher::Event::Apply(s) => batch.services.extend(self.index.set(&s)),
+            watcher::Event::Delete(s) => batch.services.extend(self.index.remove(&s)),
+            watcher::Event::InitDone => {
+                self.index.rebuild(&self.slices.state());
+                self.slices_listed = true;
+                batch.all = true;
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
         }
     }
 
@@ -229,5 +238,49 @@ impl SliceIndex {
             .get(&(ns.to_string(), svc.to_string()))
             .into_iter()
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn slice(name: &str, svc: Option<&str>) -> EndpointSlice {
+        let labels = svc.map(|s| json!({SERVICE_NAME_LABEL: s})).unwrap_or(json!({}));
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "labels": labels},
+            "addressType": "IPv4",
+            "endpoints": []
+        }))
+        .expect("valid EndpointSlice")
+    }
+
+    fn key(svc: &str) -> ServiceKey {
+        ("ns".to_string(), svc.to_string())
+    }
+
+    fn slices_of(index: &SliceIndex, svc: &str) -> Vec<String> {
+        index.slices_of("ns", svc).cloned().collect()
+    }
+
+    #[test]
+    fn slice_index_follows_labels() {
+        let mut index = SliceIndex::default();
+        assert_eq!(index.set(&slice("a-1", Some("a"))), [key("a")]);
+        assert_eq!(index.set(&slice("a-2", Some("a"))), [key("a")]);
+        assert_eq!(slices_of(&index, "a"), ["a-1", "a-2"]);
+        // Relabelled: both the old and the new Service are recomputed.
+        assert_eq!(index.set(&slice("a-2", Some("b"))), [key("a"), key("b")]);
+        assert_eq!(slices_of(&index, "a"), ["a-1"]);
+        assert_eq!(slices_of(&index, "b"), ["a-2"]);
+        // Unlabelled: belongs to nothing any more.
+        assert_eq!(index.set(&slice("a-2", None)), [key("b")]);
+        assert!(slices_of(&index, "b").is_empty());
+        assert_eq!(index.remove(&slice("a-1", Some("a"))), Some(key("a")));
+        assert_eq!(index.remove(&slice("a-1", Some("a"))), None);
+        assert!(index.by_service.is_empty() && index.owner.is_empty());
+        index.rebuild(&[Arc::new(slice("c-1", Some("c")))]);
+        assert_eq!(slices_of(&index, "c"), ["c-1"]);
     }
 }
