@@ -57,9 +57,13 @@ impl RequestHandler for Handler {
             return reply(request, response_handle, edns.as_ref(), code, Sections::default()).await;
         };
         let (name, qtype) = (info.query.name(), info.query.query_type());
+        // Read before the zone: the zone is complete before `synced` turns true.
+        let synced = *self.synced.borrow();
         let (answer, soa) = {
             let zone = self.zone.read();
-            (zone.lookup(name, qtype), zone.soa())
+            let answer = zone.lookup(name, qtype);
+            let soa = matches!(answer, Answer::NoData | Answer::NxDomain).then(|| zone.soa());
+            (answer, soa)
         };
         if answer == Answer::Outside {
             return match &self.forward {
@@ -75,7 +79,7 @@ impl RequestHandler for Handler {
             || matches!(qtype, RecordType::AXFR | RecordType::IXFR);
         let (code, sections) = if refused {
             (ResponseCode::Refused, Sections::default())
-        } else if !*self.synced.borrow() {
+        } else if !synced {
             debug!(%name, "cluster DNS not synced yet: SERVFAIL");
             (ResponseCode::ServFail, Sections::default())
         } else {
@@ -98,9 +102,9 @@ impl RequestHandler for Handler {
 
 /// A negative answer's sections: the SOA in the authority section, whose minimum TTL tells
 /// resolvers how long to cache the absence.
-fn negative(soa: Record) -> Sections {
+fn negative(soa: Option<Record>) -> Sections {
     Sections {
-        authorities: vec![soa],
+        authorities: soa.into_iter().collect(),
         ..Sections::default()
     }
 }

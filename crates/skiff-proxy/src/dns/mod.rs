@@ -15,6 +15,9 @@
 //! Service in place, and questions before the first list must answer SERVFAIL, which a zone
 //! handler in a catalog cannot do (the catalog turns its lookup errors other than NXDOMAIN into
 //! NOERROR). Forwarding goes through a catalog holding hickory's forwarder (see `forward`).
+//!
+//! hickory-server logs every request at `info` (target `hickory_server`): a log filter of
+//! `info` wants `hickory_server=warn` beside it.
 
 mod forward;
 mod handler;

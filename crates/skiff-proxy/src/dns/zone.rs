@@ -82,7 +82,7 @@ fn address(ip: IpAddr) -> RData {
 
 /// An address as one label, as CoreDNS names endpoints without a hostname and pods:
 /// `10-1-2-3`, `fd00--1`.
-pub(crate) fn dashed(ip: IpAddr) -> String {
+fn dashed(ip: IpAddr) -> String {
     ip.to_string().replace(['.', ':'], "-")
 }
 
