@@ -64,8 +64,38 @@ async fn run_cmd(program: &str, args: &[&str], stdin: Option<&str>) -> std::io::
     )))
 }
 
-/// Makes the dummy interface with the cluster's own addresses and the service route.
+/// Interfaces other than `ours` whose name starts with `prefix` and that hold one of
+/// `addrs`: left by a skiff cluster that was killed before it could clean up.
+pub async fn stale_links(prefix: &str, ours: &str, addrs: &[Ipv4Addr]) -> Vec<String> {
+    let Ok(out) = tokio::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .await
+    else {
+        return Vec::new();
+    };
+    let mut stale: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (name, addr) = (*f.get(1)?, f.get(3)?.split('/').next()?);
+            let addr: Ipv4Addr = addr.parse().ok()?;
+            (name.starts_with(prefix) && name != ours && addrs.contains(&addr)).then(|| name.to_string())
+        })
+        .collect();
+    stale.dedup();
+    stale
+}
+
+/// Makes the cluster's interface with its own addresses and the service route, after
+/// removing what a killed cluster on the same addresses left behind.
 pub async fn setup(opts: &Options) -> std::io::Result<()> {
+    for link in stale_links("skd", &opts.dummy, &opts.local_addrs).await {
+        tracing::warn!(interface = %link, "removing what an earlier skiff cluster left behind");
+        let _ = run_cmd("ip", &["link", "del", &link], None).await;
+        let table = format!("skiff-{}", link.trim_start_matches("skd"));
+        let _ = run_cmd("nft", &["delete", "table", "ip", &table], None).await;
+    }
     if let Err(e) = run_cmd("ip", &["link", "add", &opts.dummy, "type", "bridge"], None).await {
         if !e.to_string().contains("File exists") {
             return Err(e);

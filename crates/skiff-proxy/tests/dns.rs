@@ -219,6 +219,11 @@ async fn answers_services_endpoints_and_pods() {
         "spec": {"type": "ExternalName", "externalName": "db.example.com"}
     }))
     .await;
+    c.service(json!({
+        "metadata": {"name": "alias"},
+        "spec": {"type": "ExternalName", "externalName": "web.default.svc.cluster.local"}
+    }))
+    .await;
 
     // ClusterIP: A, answered over UDP and over TCP on the same address.
     let n = "web.default.svc.cluster.local.";
@@ -260,9 +265,21 @@ async fn answers_services_endpoints_and_pods() {
         ]
     );
 
-    // ExternalName: a CNAME, not chased.
+    // ExternalName: a CNAME, not chased outside the cluster domain; inside it, the target's
+    // records follow in the same answer (stub resolvers do not ask again).
     let r = c.ask("db.default.svc.cluster.local.", RecordType::A).await;
     assert_eq!(answers(&r), ["CNAME db.example.com."]);
+    let r = c.ask("alias.default.svc.cluster.local.", RecordType::A).await;
+    let in_order: Vec<String> = r
+        .answers
+        .iter()
+        .map(|r| format!("{} {}", r.record_type(), r.data))
+        .collect();
+    assert_eq!(
+        in_order,
+        ["CNAME web.default.svc.cluster.local.".to_string(), format!("A {ip}")],
+        "the CNAME first, as resolvers read the chain"
+    );
 
     // Pods: the dashed address, in any namespace.
     let r = c.ask("10-42-3-4.some-ns.pod.cluster.local.", RecordType::A).await;

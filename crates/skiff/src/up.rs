@@ -189,7 +189,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let id = cluster_id(&data_dir);
     // The address the cluster's own services (the DNS server) listen on in bridge networking.
     let cluster_addr = args.cluster_cidr.nth(1);
-    match network {
+    let dns_listen = match network {
         Network::Bridge => {
             let proxy = skiff_proxy::nft::Options {
                 table: format!("skiff-{id}"),
@@ -198,15 +198,33 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 dummy: format!("skd{id}"),
                 local_addrs: vec![cluster_addr],
             };
+            // The DNS server's address must exist before it binds.
+            skiff_proxy::nft::setup(&proxy)
+                .await
+                .context("setting up the service network")?;
             components.spawn(async move { skiff_proxy::nft::run(c, proxy).await.context("service proxy") });
+            SocketAddr::new(cluster_addr.into(), 53)
         }
         Network::Host => {
             let proxy = skiff_proxy::userspace::Options {
                 node_ips: vec![std::net::Ipv4Addr::LOCALHOST.into()],
             };
             components.spawn(async move { skiff_proxy::userspace::run(c, proxy).await.context("service proxy") });
+            SocketAddr::from(([127, 0, 0, 1], 0))
         }
-    }
+    };
+    let dns_opts = skiff_proxy::dns::DnsOptions {
+        listen: vec![dns_listen],
+        ..Default::default()
+    };
+    let dns = skiff_proxy::dns::start(client.clone(), dns_opts)
+        .await
+        .context("starting the cluster DNS")?;
+    let dns_addr = dns.addrs().first().copied().context("the cluster DNS has no address")?;
+    skiff_proxy::dns::publish(&client, service_cidr.dns().into(), dns_addr)
+        .await
+        .context("publishing the kube-dns service")?;
+    components.spawn(async move { dns.wait().await.context("cluster DNS") });
     let (c, ca) = (client.clone(), running.ca_pem.clone());
     components.spawn(async move {
         skiff_controllers::serviceaccount::run_with(c, Some(ca))

@@ -98,6 +98,24 @@ impl Bridge {
     /// Creates the bridge with the node's address and lets the host route between bridges
     /// and service addresses (`ip_forward`, which the CNI bridge plugin would set anyway).
     pub(crate) async fn setup(&self) -> io::Result<()> {
+        // A bridge on our address left by a killed cluster would take our pods' traffic.
+        if let Ok(out) = tokio::process::Command::new("ip")
+            .args(["-o", "-4", "addr", "show"])
+            .output()
+            .await
+        {
+            let gw = self.opts.gateway().to_string();
+            for l in String::from_utf8_lossy(&out.stdout).lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (Some(name), Some(addr)) = (f.get(1), f.get(3)) else {
+                    continue;
+                };
+                if name.starts_with("skbr") && *name != self.name && addr.split('/').next() == Some(gw.as_str()) {
+                    tracing::warn!(interface = %name, "removing a bridge an earlier skiff cluster left behind");
+                    let _ = ip(&["link", "del", name]).await;
+                }
+            }
+        }
         if let Err(e) = ip(&["link", "add", "name", &self.name, "type", "bridge"]).await {
             if !e.to_string().contains("File exists") {
                 return Err(e);

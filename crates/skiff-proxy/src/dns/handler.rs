@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use hickory_server::net::runtime::Time;
 use hickory_server::proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};
-use hickory_server::proto::rr::{DNSClass, Record, RecordType};
+use hickory_server::proto::rr::{DNSClass, LowerName, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::{Catalog, MessageResponseBuilder};
 use parking_lot::RwLock;
@@ -61,7 +61,7 @@ impl RequestHandler for Handler {
         let synced = *self.synced.borrow();
         let (answer, soa) = {
             let zone = self.zone.read();
-            let answer = zone.lookup(name, qtype);
+            let answer = chase(&zone, zone.lookup(name, qtype), qtype);
             let soa = matches!(answer, Answer::NoData | Answer::NxDomain).then(|| zone.soa());
             (answer, soa)
         };
@@ -98,6 +98,39 @@ impl RequestHandler for Handler {
         };
         reply(request, response_handle, edns.as_ref(), code, sections).await
     }
+}
+
+/// Follows a CNAME answer (an ExternalName service) to its target's records when the
+/// target is in the cluster domain, as CoreDNS answers it: stub resolvers (glibc) use the
+/// addresses in the same response and do not ask again. Targets outside are left to the
+/// client.
+fn chase(zone: &Zone, mut answer: Answer, qtype: RecordType) -> Answer {
+    if qtype == RecordType::CNAME {
+        return answer;
+    }
+    // A few links at most: ExternalName services may point at each other.
+    for _ in 0..8 {
+        let Answer::Found { answers, additionals } = &mut answer else {
+            return answer;
+        };
+        let Some(target) = answers.last().and_then(|r| match &r.data {
+            RData::CNAME(c) => Some(LowerName::new(&c.0)),
+            _ => None,
+        }) else {
+            return answer;
+        };
+        match zone.lookup(&target, qtype) {
+            Answer::Found {
+                answers: more,
+                additionals: extra,
+            } => {
+                answers.extend(more);
+                additionals.extend(extra);
+            }
+            _ => return answer,
+        }
+    }
+    answer
 }
 
 /// A negative answer's sections: the SOA in the authority section, whose minimum TTL tells

@@ -22,6 +22,7 @@
 mod forward;
 mod handler;
 mod informer;
+mod publish;
 mod zone;
 
 use std::io;
@@ -36,6 +37,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+
+pub use publish::publish;
 
 /// How long a TCP connection may stay idle between questions.
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -336,6 +336,24 @@ impl Server {
         }
     }
 
+    /// Stops the server as Ctrl-C does (SIGTERM), so it removes what it made on the host
+    /// (bridges, nftables tables); SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Some(c) = self.child.as_mut() {
+                    if c.try_wait().ok().flatten().is_some() {
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        self.kill();
+    }
+
     /// Sends SIGKILL to the server process (the child this harness spawned) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut w) = self.watchdog.take() {
@@ -475,7 +493,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
         if std::thread::panicking() {
             eprintln!("\n===== skiff server logs =====\n{}", self.log_tail());
             if let Some(tmp) = self.tmp.take() {
