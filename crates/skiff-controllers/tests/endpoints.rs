@@ -326,6 +326,16 @@ async fn headless_and_publish_not_ready_services() {
     // A service without a selector is left to whoever writes its endpoints.
     c.service(json!({"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 80}]}}))
         .await;
+    // ... and so are Endpoints written by hand without a service.
+    let by_hand = |name: &str| -> Endpoints {
+        serde_json::from_value(json!({"metadata": {"name": name},
+            "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"port": 80}]}]}))
+        .unwrap()
+    };
+    let eps: Api<Endpoints> = Api::namespaced(c.client.clone(), "default");
+    for name in ["manual", "orphan"] {
+        eps.create(&PostParams::default(), &by_hand(name)).await.unwrap();
+    }
 
     wait_for("headless endpoints without ports", || async {
         c.endpoints("db").await == Some((ips(&["10.42.1.2"]), ips(&["10.42.1.3"]), vec![]))
@@ -373,6 +383,9 @@ async fn headless_and_publish_not_ready_services() {
             .all(|a| a.hostname.is_none()),
         "subdomain names another service"
     );
-    assert!(c.endpoints("manual").await.is_none());
+    for name in ["manual", "orphan"] {
+        let kept = c.endpoints(name).await;
+        assert_eq!(kept, Some((ips(&["10.0.0.1"]), vec![], vec![80])), "{name}");
+    }
     assert!(c.slices("manual").await.is_empty());
 }

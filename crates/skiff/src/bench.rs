@@ -9,6 +9,8 @@ use clap::Subcommand;
 pub mod api;
 #[path = "bench_controllers.rs"]
 pub mod controllers;
+#[path = "bench_proxy.rs"]
+pub mod proxy;
 
 /// What to measure.
 #[derive(Subcommand)]
@@ -92,6 +94,36 @@ pub enum What {
         /// Directory for the data.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// HTTP through a ClusterIP against the same backend pod directly (requests/s, latency),
+    /// and the time from an endpoint change to traffic following it.
+    Proxy {
+        /// `bridge` (nftables; the default when root with nft and the CNI plugins) or `host`
+        /// (userspace proxy).
+        #[arg(long)]
+        network: Option<String>,
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Seconds per measured round.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Rounds per path, alternating direct and ClusterIP.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Endpoint changes measured.
+        #[arg(long, default_value_t = 5)]
+        changes: usize,
+        /// Directory for the data.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The backend pods of `bench proxy` run this.
+    #[command(hide = true)]
+    ProxyBackend {
+        /// Port to serve on.
+        #[arg(long)]
+        port: u16,
     },
     /// Pod startup latency on a process node (create -> Running seen by a watch).
     Pods {
@@ -181,6 +213,31 @@ pub async fn run(what: What) -> anyhow::Result<()> {
             };
             print!("{}", controllers::run(opts).await?);
         }
+        What::Proxy {
+            network,
+            connections,
+            seconds,
+            rounds,
+            changes,
+            dir,
+        } => {
+            let bridge = match network.as_deref() {
+                Some("bridge") => true,
+                Some("host") => false,
+                Some(other) => anyhow::bail!("--network is bridge or host, not {other:?}"),
+                None => crate::up::bridge_missing().is_none(),
+            };
+            let opts = proxy::Opts {
+                bridge,
+                connections,
+                seconds,
+                rounds,
+                changes,
+                dir,
+            };
+            print!("{}", proxy::run(opts).await?);
+        }
+        What::ProxyBackend { port } => proxy::backend(port).await?,
         What::Pods { pods, rate, dir } => {
             let opts = skiff_agent::process::bench::BenchOpts {
                 pods,

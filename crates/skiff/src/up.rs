@@ -74,7 +74,7 @@ pub enum Network {
 }
 
 /// What bridge networking needs that is missing here, if anything.
-fn bridge_missing() -> Option<&'static str> {
+pub fn bridge_missing() -> Option<&'static str> {
     let cni = std::path::Path::new(skiff_agent::process::network::CNI_BIN);
     if !skiff_agent::process::network::available(cni) {
         return Some("root and the CNI plugins (Debian package containernetworking-plugins)");

@@ -2,7 +2,7 @@
 //! Service, named after it, with ready pods under `addresses` and the others under
 //! `notReadyAddresses`, grouped into subsets by their resolved ports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{
@@ -29,6 +29,8 @@ pub async fn run(informers: Informers) -> Result<(), Error> {
         EndpointsWriter {
             client,
             written: Written::default(),
+            ours: HashSet::new(),
+            started: jiff::Timestamp::now(),
         },
     )
     .await
@@ -37,6 +39,11 @@ pub async fn run(informers: Informers) -> Result<(), Error> {
 struct EndpointsWriter {
     client: Client,
     written: Written,
+    /// Endpoints this controller wrote since it started.
+    ours: HashSet<Key>,
+    /// When it started: older Endpoints without a service are left over from services
+    /// deleted while it was not running.
+    started: jiff::Timestamp,
 }
 
 fn address(e: &Endpoint) -> EndpointAddress {
@@ -106,6 +113,7 @@ pub(crate) fn labels_for(svc: &Service) -> BTreeMap<String, String> {
 
 impl Writer for EndpointsWriter {
     type Owned = Endpoints;
+    const SYNC_CHANGES: bool = false;
 
     fn service_of(o: &Endpoints) -> Option<Key> {
         Some((o.namespace()?, o.name_any()))
@@ -117,14 +125,21 @@ impl Writer for EndpointsWriter {
         svc: Option<&Service>,
         pods: &[Arc<Pod>],
         owned: &Store<Endpoints>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if !self.written.caught_up(key, owned) {
-            return Ok(());
+            return Ok(false);
         }
         let api: Api<Endpoints> = Api::namespaced(self.client.clone(), &key.0);
         let current = owned.get(&ObjectRef::new(&key.1).within(&key.0));
         let Some(svc) = svc else {
-            if current.is_some() {
+            // Only what this controller wrote, or what a deleted service left before it
+            // started: Endpoints written by hand (even before their service) stay.
+            let leftover = current
+                .as_ref()
+                .and_then(|c| c.metadata.creation_timestamp.as_ref())
+                // Timestamps have whole seconds: the second it started in is not "before".
+                .is_some_and(|t| t.0 + jiff::SignedDuration::from_secs(1) <= self.started);
+            if current.is_some() && (self.ours.remove(key) || leftover) {
                 tracing::debug!(service = %format!("{}/{}", key.0, key.1), "service gone: deleting its endpoints");
                 match api.delete(&key.1, &DeleteParams::default()).await {
                     Ok(_) => self.written.note(key, key.1.clone(), None),
@@ -132,10 +147,10 @@ impl Writer for EndpointsWriter {
                     Err(e) => return Err(e.into()),
                 }
             }
-            return Ok(());
+            return Ok(true);
         };
         if addresses::selector(svc).is_none() {
-            return Ok(());
+            return Ok(true);
         }
         let publish = addresses::publish_not_ready(svc);
         let eps = addresses::endpoints(svc, pods, publish);
@@ -143,7 +158,7 @@ impl Writer for EndpointsWriter {
         let labels = labels_for(svc);
         if let Some(cur) = &current {
             if cur.subsets == subsets && cur.labels() == &labels {
-                return Ok(());
+                return Ok(true);
             }
         }
         let mut want = Endpoints {
@@ -166,11 +181,14 @@ impl Writer for EndpointsWriter {
             None => api.create(&PostParams::default(), &want).await,
         };
         match written {
-            Ok(ep) => self.written.note(key, key.1.clone(), ep.resource_version().as_deref()),
+            Ok(ep) => {
+                self.written.note(key, key.1.clone(), ep.resource_version().as_deref());
+                self.ours.insert(key.clone());
+            }
             // The namespace is going away: nothing to keep current.
             Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("terminat") => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(())
+        Ok(true)
     }
 }

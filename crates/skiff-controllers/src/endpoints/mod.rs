@@ -31,22 +31,29 @@ type Key = (String, String);
 /// How often every service is looked at again, and how soon a failed sync is retried.
 const RESYNC: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_millis(500);
+/// How soon a sync waiting for the cache to see its own writes is tried again.
+const RETRY_SOON: Duration = Duration::from_millis(20);
 
 /// What one controller writes for a service.
 pub(crate) trait Writer {
     /// The kind it writes.
     type Owned: Kind;
+    /// Whether a change to a written object (not only its deletion) is synced back. The
+    /// Endpoints controller only puts deleted ones back, as upstream: Endpoints written by
+    /// hand for a service without a selector (or before its service) are left alone.
+    const SYNC_CHANGES: bool;
     /// The service a written object belongs to.
     fn service_of(o: &Self::Owned) -> Option<Key>;
     /// Makes the written objects of `key` match `svc` (absent: deleted) over `pods` (the pods
-    /// of its namespace), reading what exists from `owned`.
+    /// of its namespace), reading what exists from `owned`; `false` when `owned` has not
+    /// caught up with this controller's last writes yet (the sync is retried shortly).
     async fn sync(
         &mut self,
         key: &Key,
         svc: Option<&Service>,
         pods: &[Arc<Pod>],
         owned: &Store<Self::Owned>,
-    ) -> Result<(), Error>;
+    ) -> Result<bool, Error>;
 }
 
 enum Msg<O: Kind> {
@@ -97,11 +104,17 @@ pub(crate) async fn run_loop<W: Writer>(informers: Informers, mut writer: W) -> 
                     .collect()
             });
             state.remember(&key, svc.as_deref(), ns_pods);
-            if let Err(e) = writer.sync(&key, svc.as_deref(), ns_pods, &owned).await {
-                tracing::debug!(service = %format!("{}/{}", key.0, key.1), error = %e, "endpoints sync failed (retried)");
-                state.dirty.insert(key);
-                retry_at.get_or_insert(tokio::time::Instant::now() + RETRY);
-            }
+            let delay = match writer.sync(&key, svc.as_deref(), ns_pods, &owned).await {
+                Ok(true) => continue,
+                Ok(false) => RETRY_SOON,
+                Err(e) => {
+                    tracing::debug!(service = %format!("{}/{}", key.0, key.1), error = %e, "endpoints sync failed (retried)");
+                    RETRY
+                }
+            };
+            state.dirty.insert(key);
+            let at = tokio::time::Instant::now() + delay;
+            retry_at = Some(retry_at.map_or(at, |t| t.min(at)));
         }
     }
 }
@@ -137,8 +150,12 @@ impl Dirty {
             },
             Msg::Owned(e) => match e {
                 E::InitDone => ready[2] = true,
-                E::Apply(o) | E::InitApply(o) | E::Delete(o) => self.dirty.extend(W::service_of(&o)),
-                E::Init => {}
+                // At start, objects left by services deleted meanwhile (upstream
+                // `checkLeftoverEndpoints`).
+                E::InitApply(o) if !ready[2] => self.dirty.extend(W::service_of(&o)),
+                E::Apply(o) | E::InitApply(o) if W::SYNC_CHANGES => self.dirty.extend(W::service_of(&o)),
+                E::Delete(o) => self.dirty.extend(W::service_of(&o)),
+                E::Apply(_) | E::InitApply(_) | E::Init => {}
             },
         }
     }

@@ -125,6 +125,7 @@ fn owner(svc: &Service) -> OwnerReference {
 
 impl Writer for SliceWriter {
     type Owned = EndpointSlice;
+    const SYNC_CHANGES: bool = true;
 
     fn service_of(o: &EndpointSlice) -> Option<Key> {
         (o.labels().get(MANAGED_BY_LABEL).map(String::as_str) == Some(MANAGED_BY))
@@ -138,13 +139,13 @@ impl Writer for SliceWriter {
         svc: Option<&Service>,
         pods: &[Arc<Pod>],
         owned: &Store<EndpointSlice>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         if !self.written.caught_up(key, owned) {
-            return Ok(());
+            return Ok(false);
         }
         // A deleted service's slices go with it through the garbage collector, as upstream.
         let Some(svc) = svc.filter(|s| addresses::selector(s).is_some()) else {
-            return Ok(());
+            return Ok(true);
         };
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &key.0);
         let mut labels = labels_for(svc);
@@ -215,7 +216,7 @@ impl Writer for SliceWriter {
             };
             match written {
                 Ok(s) => self.written.note(key, s.name_any(), s.resource_version().as_deref()),
-                Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("terminat") => return Ok(()),
+                Err(kube::Error::Api(e)) if e.code == 403 && e.message.contains("terminat") => return Ok(true),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -230,6 +231,6 @@ impl Writer for SliceWriter {
         if created + updated + deleted > 0 {
             tracing::debug!(service = %format!("{}/{}", key.0, key.1), created, updated, deleted, "reconciled endpoint slices");
         }
-        Ok(())
+        Ok(true)
     }
 }
