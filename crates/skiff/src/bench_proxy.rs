@@ -296,6 +296,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
         add_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         let t0 = Instant::now();
         pods.delete(&current, &DeleteParams::default()).await?;
+        tracing::debug!(pod = %current, "bench: deleted");
         let gone = current.clone();
         until(&format!("traffic leaving {gone}"), Duration::from_secs(30), || async {
             // Ten answers in a row from elsewhere.

@@ -243,6 +243,25 @@ spec:
         set(&get_many(&a_url, 3)) == set(&["web-a".to_string()])
     });
 
+    // `kubectl expose svc` copies the service's selector.
+    k.ok(&[
+        "expose",
+        "svc",
+        "web",
+        "--name",
+        "web-again",
+        "--port",
+        "8081",
+        "--target-port",
+        "http",
+    ]);
+    let again = format!("http://{}:8081/", svc_field(&s, "web-again", "{.spec.clusterIP}"));
+    assert_eq!(svc_field(&s, "web-again", "{.spec.selector.app}"), "web");
+    wait_until(T, "the re-exposed service answers", || {
+        let got = set(&get_many(&again, 5));
+        !got.is_empty() && got.iter().all(|n| names.contains(&n.as_str()))
+    });
+
     // port-forward to a service goes to one of its pods' target port.
     let local = free_local_port();
     let mut pf = s.spawn_kubectl(None, &["port-forward", "svc/web", &format!("{local}:80")]);

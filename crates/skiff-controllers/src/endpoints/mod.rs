@@ -241,6 +241,8 @@ impl Written {
         let done = w.is_empty();
         if done {
             self.0.remove(key);
+        } else {
+            tracing::debug!(service = %format!("{}/{}", key.0, key.1), waiting = ?w.keys().collect::<Vec<_>>(), "cache behind this controller's writes");
         }
         done
     }
