@@ -121,12 +121,29 @@ impl Bridge {
                 return Err(e);
             }
         }
+        // A bridge without an address of its own takes its lowest port's MAC, and changes it
+        // when that pod goes: the other pods' ARP entries for the gateway then point nowhere
+        // until they expire (about 30 s without replies from the node). A fixed, locally
+        // administered MAC derived from the bridge's name keeps it.
+        ip(&["link", "set", &self.name, "address", &self.mac()]).await?;
         let addr = format!("{}/{}", self.opts.gateway(), self.opts.pod_cidr.1);
         ip(&["addr", "replace", &addr, "dev", &self.name]).await?;
         ip(&["link", "set", &self.name, "up"]).await?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
         tracing::debug!(bridge = %self.name, %addr, "node bridge ready");
         Ok(())
+    }
+
+    /// `02:` (locally administered, unicast) and the bridge name's hash.
+    fn mac(&self) -> String {
+        let h = self.name.trim_start_matches("skbr");
+        let b = h.as_bytes();
+        let pair = |i: usize| std::str::from_utf8(&b[i..i + 2]).unwrap_or("00");
+        if b.len() >= 8 {
+            format!("02:00:{}:{}:{}:{}", pair(0), pair(2), pair(4), pair(6))
+        } else {
+            "02:00:00:00:00:01".to_string()
+        }
     }
 
     /// What removes the bridge and its address records when dropped (at node stop).
