@@ -194,6 +194,22 @@ spec:
     assert!(names.contains(&body), "{body:?}\n{}", pf.stderr());
     pf.kill();
 
+    // The node's bridge keeps a MAC of its own: one borrowed from a pod's port changes when
+    // that pod goes, and the other pods lose their gateway until their ARP entries expire.
+    let addrs = std::process::Command::new("ip")
+        .args(["-o", "-4", "addr", "show"])
+        .output()
+        .expect("ip");
+    let text = String::from_utf8_lossy(&addrs.stdout);
+    let bridge = text
+        .lines()
+        .find(|l| l.contains(&format!(" {node_ip}/24 ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .expect("the node's bridge")
+        .to_string();
+    let mac = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address")).expect("the bridge's MAC");
+    assert!(mac.starts_with("02:00:"), "{bridge} has {mac}");
+
     // ExternalName: a CNAME to the target (an in-cluster name, so no outside resolver is
     // needed).
     k.ok(&[
