@@ -11,9 +11,9 @@
 //! - `externalTrafficPolicy: Local` sends node traffic only to that node's pods (without
 //!   masquerading), `internalTrafficPolicy: Local` pod traffic only to the sender's node's pods.
 //!
-//! The service range is routed to a dummy interface of the cluster's (the addresses the
-//! cluster serves itself, such as the DNS server's, live there too), so a service address
-//! that no rule takes never leaves the host.
+//! The service range is routed to an interface of the cluster's own, a bridge without ports
+//! that also holds the addresses the cluster serves itself (the DNS server's), so a service
+//! address that no rule takes never leaves the host.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,11 +35,11 @@ pub struct Options {
     pub table: String,
     /// The pod network (traffic from elsewhere is masqueraded).
     pub cluster_cidr: String,
-    /// The service range, routed to `dummy`.
+    /// The service range, routed to `link`.
     pub service_cidr: String,
     /// The cluster's own interface: a bridge without ports (this kernel has no `dummy`).
-    pub dummy: String,
-    /// Addresses the cluster serves itself (the DNS server's), put on `dummy`.
+    pub link: String,
+    /// Addresses the cluster serves itself (the DNS server's), put on `link`.
     pub local_addrs: Vec<Ipv4Addr>,
 }
 
@@ -90,31 +90,26 @@ pub async fn stale_links(prefix: &str, ours: &str, addrs: &[Ipv4Addr]) -> Vec<St
 /// Makes the cluster's interface with its own addresses and the service route, after
 /// removing what a killed cluster on the same addresses left behind.
 pub async fn setup(opts: &Options) -> std::io::Result<()> {
-    for link in stale_links("skd", &opts.dummy, &opts.local_addrs).await {
+    for link in stale_links("skd", &opts.link, &opts.local_addrs).await {
         tracing::warn!(interface = %link, "removing what an earlier skiff cluster left behind");
         let _ = run_cmd("ip", &["link", "del", &link], None).await;
         let table = format!("skiff-{}", link.trim_start_matches("skd"));
         let _ = run_cmd("nft", &["delete", "table", "ip", &table], None).await;
     }
-    if let Err(e) = run_cmd("ip", &["link", "add", &opts.dummy, "type", "bridge"], None).await {
+    if let Err(e) = run_cmd("ip", &["link", "add", &opts.link, "type", "bridge"], None).await {
         if !e.to_string().contains("File exists") {
             return Err(e);
         }
     }
-    run_cmd("ip", &["link", "set", &opts.dummy, "up"], None).await?;
+    run_cmd("ip", &["link", "set", &opts.link, "up"], None).await?;
     for a in &opts.local_addrs {
-        run_cmd("ip", &["addr", "replace", &format!("{a}/32"), "dev", &opts.dummy], None).await?;
+        run_cmd("ip", &["addr", "replace", &format!("{a}/32"), "dev", &opts.link], None).await?;
     }
-    run_cmd(
-        "ip",
-        &["route", "replace", &opts.service_cidr, "dev", &opts.dummy],
-        None,
-    )
-    .await?;
+    run_cmd("ip", &["route", "replace", &opts.service_cidr, "dev", &opts.link], None).await?;
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
 }
 
-/// Removes the table and the dummy interface (with its route) when dropped.
+/// Removes the table and the cluster's interface (with its route) when dropped.
 struct Cleanup(Options);
 
 impl Drop for Cleanup {
@@ -124,7 +119,7 @@ impl Drop for Cleanup {
             .stderr(Stdio::null())
             .status();
         let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.0.dummy])
+            .args(["link", "del", &self.0.link])
             .stderr(Stdio::null())
             .status();
     }
@@ -384,7 +379,7 @@ mod tests {
             table: "skiff-test".into(),
             cluster_cidr: "10.42.0.0/16".into(),
             service_cidr: "10.43.0.0/16".into(),
-            dummy: "skd".into(),
+            link: "skd".into(),
             local_addrs: vec![],
         }
     }

@@ -203,7 +203,7 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
             table: "skiff-bench".into(),
             cluster_cidr: pod_net.to_string(),
             service_cidr: service_cidr.to_string(),
-            dummy: "skdbench".into(),
+            link: "skdbench".into(),
             local_addrs: vec![pod_net.nth(1)],
         };
         components.spawn(async move { skiff_proxy::nft::run(c, proxy).await.context("proxy") });

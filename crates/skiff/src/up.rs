@@ -195,7 +195,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 table: format!("skiff-{id}"),
                 cluster_cidr: args.cluster_cidr.to_string(),
                 service_cidr: service_cidr.to_string(),
-                dummy: format!("skd{id}"),
+                link: format!("skd{id}"),
                 local_addrs: vec![cluster_addr],
             };
             // The DNS server's address must exist before it binds.
