@@ -173,8 +173,14 @@ async fn apply(
 
 async fn serve_tcp(listener: TcpListener, target: Arc<Mutex<Target>>) {
     loop {
-        let Ok((conn, peer)) = listener.accept().await else {
-            continue;
+        let (conn, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors and the like: wait instead of spinning.
+                tracing::debug!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let order = target.lock().pick(peer.ip());
         let service = target.lock().service.clone();
@@ -202,8 +208,13 @@ async fn serve_udp(socket: UdpSocket, target: Arc<Mutex<Target>>) {
     let flows: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else {
-            continue;
+        let (n, client) = match socket.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(error = %e, "receive failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let existing = flows.lock().get(&client).cloned();
         let up = match existing {
