@@ -383,6 +383,9 @@ async fn headless_and_publish_not_ready_services() {
             .all(|a| a.hostname.is_none()),
         "subdomain names another service"
     );
+    // An unnamed port is named "" in slices, as upstream writes it (kubectl reads the name).
+    let slice = &c.slices("db-all").await[0];
+    assert_eq!(slice.ports.as_ref().unwrap()[0].name.as_deref(), Some(""));
     for name in ["manual", "orphan"] {
         let kept = c.endpoints(name).await;
         assert_eq!(kept, Some((ips(&["10.0.0.1"]), vec![], vec![80])), "{name}");

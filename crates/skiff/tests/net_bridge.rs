@@ -132,6 +132,13 @@ spec:
         "search default.svc.cluster.local svc.cluster.local cluster.local",
     );
 
+    // describe reads the slices (kubectl dereferences every slice port's name: unnamed ports
+    // must carry "").
+    let described = k.ok(&["describe", "svc", "web"]);
+    for (name, _) in &web {
+        assert_contains(&described, &format!("{}:8080", pod_ip(&s, name)));
+    }
+
     // Pod to pod across nodes, without NAT: the server sees the client's own address.
     let on_node1 = web
         .iter()

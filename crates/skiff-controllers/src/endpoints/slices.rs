@@ -52,9 +52,11 @@ struct Want {
     endpoints: Vec<Endpoint>,
 }
 
+/// Unnamed ports carry `name: ""`, as upstream writes them: kubectl's `describe svc`
+/// dereferences the name of every slice port.
 fn slice_port(p: &Port) -> EndpointPort {
     EndpointPort {
-        name: p.name.clone(),
+        name: Some(p.name.clone().unwrap_or_default()),
         port: Some(p.port),
         protocol: Some(p.protocol.clone()),
         app_protocol: p.app_protocol.clone(),
