@@ -195,10 +195,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     let mut node = skiff_agent::process::ProcessOptions::new("bench-node", dir.join("node"));
     let c = client.clone();
     if opts.bridge {
-        node.bridge = Some(skiff_agent::process::network::BridgeOptions::new(
-            (pod_net.nth(1 << 8), 24),
-            None,
-        ));
+        node.bridge = Some(skiff_agent::process::network::BridgeOptions::new((
+            pod_net.nth(1 << 8),
+            24,
+        )));
         let proxy = skiff_proxy::nft::Options {
             table: "skiff-bench".into(),
             cluster_cidr: pod_net.to_string(),

@@ -241,12 +241,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let name = format!("skiff-node-{i}");
         let mut opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
         opts.backoff_base = Duration::from_millis(args.node_backoff_base_ms);
-        match network {
-            Network::Bridge => {
-                let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
-                opts.bridge = Some(BridgeOptions::new(cidr, Some(service_cidr.dns())));
-            }
-            Network::Host => opts.cluster_dns = Some(service_cidr.dns()),
+        opts.cluster_dns = Some(service_cidr.dns());
+        if network == Network::Bridge {
+            let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
+            opts.bridge = Some(BridgeOptions::new(cidr));
         }
         let c = client.clone();
         components.spawn(async move {

@@ -76,8 +76,11 @@ pub struct ProcessOptions {
     pub volume_resync: Duration,
     /// Bridge networking (a network namespace per pod); `None` shares the host's network.
     pub bridge: Option<network::BridgeOptions>,
-    /// The cluster DNS for pods' resolv.conf in host networking (needs privileges).
+    /// The cluster DNS ClusterFirst pods' `/etc/resolv.conf` names (pods get their own
+    /// resolv.conf only with privileges).
     pub cluster_dns: Option<std::net::Ipv4Addr>,
+    /// The cluster domain of those pods' search path (`cluster.local`).
+    pub cluster_domain: String,
 }
 
 impl ProcessOptions {
@@ -99,6 +102,7 @@ impl ProcessOptions {
             volume_resync: Duration::from_secs(60),
             bridge: None,
             cluster_dns: None,
+            cluster_domain: "cluster.local".into(),
         }
     }
 }

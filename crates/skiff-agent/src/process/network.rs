@@ -25,21 +25,15 @@ pub const CNI_BIN: &str = "/usr/lib/cni";
 pub struct BridgeOptions {
     /// The node's pod CIDR, `10.42.<n>.0/24`; its `.1` is the bridge's and the node's address.
     pub pod_cidr: (Ipv4Addr, u8),
-    /// The cluster DNS server pods' `/etc/resolv.conf` names (ClusterFirst pods).
-    pub dns: Option<Ipv4Addr>,
-    /// The cluster domain (`cluster.local`).
-    pub domain: String,
     /// Where the CNI plugins are.
     pub cni_bin: PathBuf,
 }
 
 impl BridgeOptions {
     /// Bridge networking on `pod_cidr` with the defaults.
-    pub fn new(pod_cidr: (Ipv4Addr, u8), dns: Option<Ipv4Addr>) -> Self {
+    pub fn new(pod_cidr: (Ipv4Addr, u8)) -> Self {
         BridgeOptions {
             pod_cidr,
-            dns,
-            domain: "cluster.local".into(),
             cni_bin: PathBuf::from(CNI_BIN),
         }
     }

@@ -387,11 +387,8 @@ impl Worker {
                 let hostname = self.hostname();
                 let hosts = volumes::hosts_file(&self.pod, &self.ip(), &hostname);
                 let _ = std::fs::write(self.dir.join("etc-hosts"), hosts);
-                let dns = match &self.agent.bridge {
-                    Some(b) => b.opts.dns,
-                    None => self.agent.opts.cluster_dns,
-                };
-                match network::resolv_conf(&self.pod, dns, "cluster.local") {
+                let opts = &self.agent.opts;
+                match network::resolv_conf(&self.pod, opts.cluster_dns, &opts.cluster_domain) {
                     Some(conf) => {
                         let _ = std::fs::write(self.dir.join("etc-resolv.conf"), conf);
                     }
