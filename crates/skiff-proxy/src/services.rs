@@ -2,7 +2,7 @@
 //! shared by the userspace and nftables proxies (kube-proxy's `ServicePortMap` and
 //! `EndpointsMap`).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::Service;
@@ -189,14 +189,6 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
     }
     out.sort_by(|a, b| (&a.service, &a.port_name, a.protocol).cmp(&(&b.service, &b.port_name, b.protocol)));
     out
-}
-
-/// Service ports by name, for logs.
-pub fn describe(ports: &[ServicePort]) -> BTreeMap<String, usize> {
-    ports
-        .iter()
-        .map(|p| (format!("{}:{}", p.service, p.port_name), p.usable(None).len()))
-        .collect()
 }
 
 #[cfg(test)]

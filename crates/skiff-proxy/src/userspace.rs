@@ -134,13 +134,12 @@ async fn apply(
                 continue;
             }
             if let Some(l) = listeners.get(&key) {
+                // New backends; clients stay with theirs while those remain.
                 let mut t = l.target.lock();
-                let fresh = Target::new(p);
-                t.service = fresh.service;
-                t.backends = fresh.backends;
-                t.affinity = fresh.affinity;
-                let backends = t.backends.clone();
-                t.sticky.retain(|_, (b, _)| backends.contains(b));
+                let mut sticky = std::mem::take(&mut t.sticky);
+                *t = Target::new(p);
+                sticky.retain(|_, (b, _)| t.backends.contains(b));
+                t.sticky = sticky;
                 continue;
             }
             let target = Arc::new(Mutex::new(Target::new(p)));
@@ -182,8 +181,10 @@ async fn serve_tcp(listener: TcpListener, target: Arc<Mutex<Target>>) {
                 continue;
             }
         };
-        let order = target.lock().pick(peer.ip());
-        let service = target.lock().service.clone();
+        let (order, service) = {
+            let mut t = target.lock();
+            (t.pick(peer.ip()), t.service.clone())
+        };
         tokio::spawn(async move {
             for b in order {
                 let addr = SocketAddr::new(b.ip, b.port);
