@@ -20,5 +20,7 @@ pub fn server_side_apply(live: Option<&Value>, applied: &Value, group: &str, kin
         meta.remove("managedFields");
     }
     let base = live.cloned().unwrap_or(Value::Null);
-    strategic::apply(g, &shape, &base, &applied)
+    let out = strategic::apply(g, &shape, &base, &applied)?;
+    super::limits::check_object_size(&out)?;
+    Ok(out)
 }

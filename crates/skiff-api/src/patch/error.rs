@@ -63,6 +63,29 @@ pub enum PatchError {
     /// Any other invalid strategic merge patch.
     #[error("{0}")]
     Invalid(String),
+    /// A JSON patch with more operations than allowed (upstream answers 413).
+    #[error("The allowed maximum operations in a JSON patch is {max}, got {got}")]
+    TooManyOperations {
+        /// The limit.
+        max: usize,
+        /// Operations in the patch.
+        got: usize,
+    },
+    /// The `copy` operations of a JSON patch added more than allowed (upstream answers 422
+    /// with evanphx/json-patch's message).
+    #[error("Unable to complete the copy, the accumulated size increase of copy is {accumulated}, exceeding the limit {limit}")]
+    CopyTooLarge {
+        /// Bytes copied so far, including the refused copy.
+        accumulated: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The patched object is larger than an object may be (answered 413).
+    #[error("limit is {limit}")]
+    ObjectTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
 }
 
 /// The Go `reflect.Kind` name of a decoded JSON value, for upstream-shaped messages.

@@ -4,6 +4,7 @@
 mod apply;
 mod error;
 mod json;
+pub mod limits;
 pub mod merge_keys;
 mod schema;
 mod strategic;

@@ -24,7 +24,9 @@ pub fn strategic_merge_patch(doc: &Value, patch: &Value, group: &str, kind: &str
         group: group.to_string(),
         kind: kind.to_string(),
     })?;
-    apply(g, &shape, doc, patch)
+    let out = apply(g, &shape, doc, patch)?;
+    super::limits::check_object_size(&out)?;
+    Ok(out)
 }
 
 /// Applies `patch` to `doc` (null = empty object) where the whole document has shape `shape`.
