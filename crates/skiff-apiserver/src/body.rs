@@ -1,25 +1,111 @@
-//! Request bodies: size limit, and decoding JSON, YAML and protobuf into JSON values.
+//! Request bodies: size limit, read deadline, and decoding JSON, YAML and protobuf into JSON
+//! values.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::body::Body;
+use bytes::Bytes;
 use http::HeaderMap;
+use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
 use serde_json::Value;
+use tokio::sync::oneshot;
+use tokio::time::{Instant, Sleep};
 
 use crate::errors::{ApiError, ApiResult};
 
 /// Largest request body accepted, as kube-apiserver's default (3 MiB).
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 
-/// Reads the whole body, refusing more than [`MAX_BODY`] bytes with 413.
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        "RequestEntityTooLarge",
+        format!("Request entity too large: limit is {MAX_BODY}"),
+    )
+}
+
+/// Whether `e` (or what caused it) is a [`BodyTimeout`].
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(e) = cur {
+        if e.is::<BodyTimeout>() {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+/// Reads the whole body, refusing more than [`MAX_BODY`] bytes with 413 (at once when the
+/// declared length is larger) and a body not sent in time with 408.
 pub async fn read(body: Body) -> ApiResult<bytes::Bytes> {
+    if body.size_hint().lower() > MAX_BODY as u64 {
+        return Err(too_large());
+    }
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::new(
-            413,
-            "RequestEntityTooLarge",
-            format!("Request entity too large: limit is {MAX_BODY}"),
-        )),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) if is_timeout(e.as_ref()) => Err(ApiError::new(408, "Timeout", "request body was not received in time")),
         Err(e) => Err(ApiError::bad_request(format!("reading request body: {e}"))),
+    }
+}
+
+/// The request body was not received before its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out reading the request body")]
+pub struct BodyTimeout;
+
+/// A request body with a read deadline that, when a handler drops it unread, hands it back
+/// through `give_back` instead of dropping it: the connection then keeps it until the response
+/// is sent, so an HTTP/2 client sees the response (and a NO_ERROR reset) rather than a stream
+/// cancelled before any answer.
+pub struct GuardedBody {
+    inner: Body,
+    deadline: Pin<Box<Sleep>>,
+    give_back: Option<oneshot::Sender<Body>>,
+}
+
+impl GuardedBody {
+    /// Wraps `inner`, which must be read completely by `deadline`.
+    pub fn new(inner: Body, deadline: Instant, give_back: oneshot::Sender<Body>) -> Self {
+        GuardedBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            give_back: Some(give_back),
+        }
+    }
+}
+
+impl http_body::Body for GuardedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(f) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(f);
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTimeout)))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for GuardedBody {
+    fn drop(&mut self) {
+        if let Some(tx) = self.give_back.take() {
+            let _ = tx.send(std::mem::take(&mut self.inner));
+        }
     }
 }
 
@@ -86,6 +172,28 @@ mod tests {
         assert_eq!(e.code, 415);
         let e = decode_object(&headers("application/json"), b"[1]").unwrap_err();
         assert_eq!(e.code, 400);
+    }
+
+    #[tokio::test]
+    async fn slow_body_is_408() {
+        let (tx, _rx) = oneshot::channel();
+        let body = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+        let guarded = GuardedBody::new(body, Instant::now() + std::time::Duration::from_millis(50), tx);
+        let e = read(Body::new(guarded)).await.unwrap_err();
+        assert_eq!((e.code, e.reason), (408, "Timeout"));
+    }
+
+    #[tokio::test]
+    async fn dropped_body_is_given_back() {
+        let (tx, rx) = oneshot::channel();
+        let guarded = GuardedBody::new(
+            Body::from("abc"),
+            Instant::now() + std::time::Duration::from_secs(5),
+            tx,
+        );
+        drop(Body::new(guarded));
+        let back = rx.await.unwrap();
+        assert_eq!(read(back).await.unwrap(), "abc");
     }
 
     #[tokio::test]

@@ -6,9 +6,13 @@ pub mod alloc;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;
+pub mod conn;
 pub mod convert;
 pub mod discovery;
 pub mod errors;
+pub mod impersonate;
+pub mod inflight;
+pub mod limits;
 pub mod local;
 pub mod meta;
 pub mod output;
@@ -38,6 +42,8 @@ pub struct Config {
     pub extra_hosts: Vec<String>,
     /// Where Service ClusterIPs come from.
     pub service_cidr: alloc::ServiceCidr,
+    /// Timeouts and caps of the HTTPS server.
+    pub limits: limits::ServingLimits,
 }
 
 impl Config {
@@ -48,6 +54,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             extra_hosts: Vec::new(),
             service_cidr: alloc::ServiceCidr::default(),
+            limits: limits::ServingLimits::default(),
         }
     }
 }
@@ -150,6 +157,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         listener,
         pki.server_config()?,
         server::router(server.clone()),
+        cfg.limits.clone(),
     ))];
     tracing::info!(%url, kubeconfig = %kubeconfig.display(), "API server ready");
     Ok(Running {

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use http::{HeaderMap, HeaderValue, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
@@ -19,8 +19,11 @@ use skiff_api::openapi;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::conn::{Activity, ConnCaps, ConnService};
 use crate::discovery;
 use crate::errors::ApiError;
+use crate::inflight::Inflight;
+use crate::limits::ServingLimits;
 use crate::output::json_response;
 use crate::request::{self, Query};
 use crate::rest;
@@ -50,14 +53,15 @@ async fn authenticate(State(s): State<Shared>, req: Request, next: Next) -> Resp
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t.trim() == s.admin_token);
-    if ok {
-        next.run(req).await
-    } else {
-        // Read the body first: answering mid-upload makes HTTP/2 clients see a reset stream
-        // instead of the 401.
-        let _ = crate::body::read(req.into_body()).await;
-        ApiError::unauthorized().into_response()
+    if !ok {
+        // Answered without reading the body: the connection keeps the unread body until the
+        // response is sent (see conn::ConnService), so HTTP/2 clients see the 401.
+        return ApiError::unauthorized().into_response();
     }
+    if let Some(refused) = crate::impersonate::refuse(req.headers()) {
+        return refused.into_response();
+    }
+    next.run(req).await
 }
 
 fn bytes_response(content_type: &str, bytes: &'static [u8]) -> Response {
@@ -183,13 +187,18 @@ pub fn router(server: Shared) -> Router {
         .route("/openapi/v3", get(openapi_v3_index))
         .route("/openapi/v3/{*path}", get(openapi_v3_doc))
         .fallback(api)
+        .layer(middleware::from_fn(crate::inflight::limit))
         .layer(middleware::from_fn_with_state(server.clone(), authenticate))
         .with_state(server)
 }
 
-/// Accepts TLS connections on `listener` and serves `router` on each until the process ends.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router) {
+/// Accepts TLS connections on `listener` and serves `router` on each until the process ends,
+/// within `limits` (connection caps, handshake, header, idle and body timeouts, in-flight caps).
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router: Router, limits: ServingLimits) {
     let acceptor = TlsAcceptor::from(tls);
+    let limits = Arc::new(limits);
+    let caps = Arc::new(ConnCaps::default());
+    let inflight = Arc::new(Inflight::new(&limits));
     // Connections live in this set so that ending the server (aborting this task) ends them.
     let mut connections = tokio::task::JoinSet::new();
     loop {
@@ -203,21 +212,69 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, router
                 continue;
             }
         };
+        let Some(slot) = caps.admit(peer.ip(), &limits) else {
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let svc = TowerToHyperService::new(router.clone());
+        let activity = Arc::new(Activity::default());
+        let svc = ConnService::new(router.clone(), &limits, activity.clone(), inflight.clone());
+        let limits = limits.clone();
         connections.spawn(async move {
-            let tls = match acceptor.accept(tcp).await {
-                Ok(t) => t,
-                Err(e) => {
+            let _slot = slot;
+            let tls = match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(t)) => t,
+                Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");
                     return;
                 }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
             };
-            let builder = auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc).await {
-                tracing::debug!(%peer, error = %e, "connection ended with error");
-            }
+            serve_connection(tls, peer, svc, &activity, &limits).await;
         });
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one TLS connection until it ends or stays idle too long.
+async fn serve_connection(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    peer: SocketAddr,
+    svc: ConnService,
+    activity: &Activity,
+    limits: &ServingLimits,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(svc));
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        // Re-checked at least every idle timeout, and when the connection could go idle.
+        let wake = activity
+            .idle_deadline(limits.idle_timeout)
+            .unwrap_or_else(|| tokio::time::Instant::now() + limits.idle_timeout);
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(%peer, error = %e, "connection ended with error");
+                }
+                return;
+            }
+            _ = tokio::time::sleep_until(wake), if !closing => {
+                if activity.idle_deadline(limits.idle_timeout).is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    tracing::debug!(%peer, "closing idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
     }
 }

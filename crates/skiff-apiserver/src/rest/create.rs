@@ -141,6 +141,14 @@ pub async fn persist(server: &ApiServer, req: &Request, mut obj: Value, warnings
     };
     admission::charge_quota(server, def, &obj, req.query.is_dry_run()).await?;
     let created = if req.query.is_dry_run() {
+        // A dry run answers as the real create would, including AlreadyExists.
+        let name = meta::name(&obj);
+        if storage::load(server, &def.key(meta::meta_str(&obj, "namespace"), name))
+            .await?
+            .is_some()
+        {
+            return Err(ApiError::already_exists(def, name));
+        }
         Arc::new(obj)
     } else {
         store_new(server, def, obj).await?

@@ -4,6 +4,7 @@
 use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;
+use serde::Deserialize;
 use serde_json::{json, Value};
 use skiff_api::registry::ResourceDef;
 
@@ -39,9 +40,36 @@ async fn options(req: &Request, body: Body) -> ApiResult<Options> {
     parse_options(req, &doc)
 }
 
+/// `metav1.Preconditions`, typed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Preconditions {
+    uid: Option<String>,
+    resource_version: Option<String>,
+}
+
+/// `metav1.DeleteOptions` as a body carries it, typed so that a value of the wrong type is
+/// refused (400) instead of ignored; unknown fields are ignored as upstream's decoder does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteOptionsBody {
+    grace_period_seconds: Option<i64>,
+    preconditions: Option<Preconditions>,
+    orphan_dependents: Option<bool>,
+    propagation_policy: Option<String>,
+    dry_run: Option<Vec<String>>,
+}
+
 fn parse_options(req: &Request, doc: &Value) -> ApiResult<Options> {
     let q = &req.query;
-    let grace = match doc["gracePeriodSeconds"].as_i64() {
+    let body: DeleteOptionsBody = match doc {
+        Value::Null => DeleteOptionsBody::default(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| ApiError::bad_request(format!("error decoding DeleteOptions: {e}")))?,
+    };
+    let dry_run_body = body.dry_run.unwrap_or_default();
+    super::check_dry_run(&dry_run_body, "DeleteOptions")?;
+    let grace = match body.grace_period_seconds {
         Some(g) => Some(g),
         None => match q.grace_period_seconds.as_deref() {
             Some(s) => Some(
@@ -51,12 +79,11 @@ fn parse_options(req: &Request, doc: &Value) -> ApiResult<Options> {
             None => None,
         },
     };
-    let orphan = doc["orphanDependents"]
-        .as_bool()
+    let orphan = body
+        .orphan_dependents
         .map(|o| if o { "Orphan" } else { "Background" }.to_string());
-    let propagation = doc["propagationPolicy"]
-        .as_str()
-        .map(str::to_string)
+    let propagation = body
+        .propagation_policy
         .or_else(|| q.propagation_policy.clone())
         .or(orphan);
     if let Some(p) = &propagation {
@@ -66,12 +93,13 @@ fn parse_options(req: &Request, doc: &Value) -> ApiResult<Options> {
             )));
         }
     }
+    let pre = body.preconditions.unwrap_or_default();
     Ok(Options {
         grace,
-        uid: doc["preconditions"]["uid"].as_str().map(str::to_string),
-        resource_version: doc["preconditions"]["resourceVersion"].as_str().map(str::to_string),
+        uid: pre.uid,
+        resource_version: pre.resource_version,
         propagation,
-        dry_run: q.is_dry_run() || doc["dryRun"].as_array().is_some_and(|a| !a.is_empty()),
+        dry_run: q.is_dry_run() || !dry_run_body.is_empty(),
     })
 }
 

@@ -47,7 +47,53 @@ pub async fn dispatch(server: Server, method: Method, req: Request, body: Body) 
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Refuses `dryRun` values other than `All`, as upstream's `ValidateDryRun` (422 naming the
+/// options kind of the verb).
+pub(crate) fn check_dry_run(values: &[String], options_kind: &str) -> ApiResult<()> {
+    if values.iter().all(|v| v == "All") {
+        return Ok(());
+    }
+    // Go's %#v of the []string.
+    let list: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
+    let message = format!(
+        "Unsupported value: []string{{{}}}: supported values: \"All\"",
+        list.join(", ")
+    );
+    Err(ApiError {
+        details: Some(serde_json::json!({
+            "group": "meta.k8s.io",
+            "kind": options_kind,
+            "causes": [{"reason": "FieldValueNotSupported", "message": message, "field": "dryRun"}],
+        })),
+        ..ApiError::new(
+            422,
+            "Invalid",
+            format!("{options_kind}.meta.k8s.io \"\" is invalid: dryRun: {message}"),
+        )
+    })
+}
+
+/// The `dryRun` query values of a request (the parameter may repeat).
+fn dry_run_values(raw_query: &str) -> Vec<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(raw_query)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(k, _)| k == "dryRun")
+        .map(|(_, v)| v)
+        .collect()
+}
+
 async fn route(server: Server, method: Method, req: Request, body: Body) -> ApiResult<Response> {
+    let options_kind = match method {
+        Method::POST => Some("CreateOptions"),
+        Method::PUT => Some("UpdateOptions"),
+        Method::PATCH => Some("PatchOptions"),
+        Method::DELETE => Some("DeleteOptions"),
+        _ => None,
+    };
+    if let Some(kind) = options_kind {
+        check_dry_run(&dry_run_values(&req.raw_query), kind)?;
+    }
     let name = req.target.name.clone();
     let sub = req.target.sub.clone();
     if let Some(s) = sub.as_deref() {

@@ -245,7 +245,13 @@ pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body) -
 fn patch_error(e: patch::PatchError) -> ApiError {
     match e {
         patch::PatchError::UnsupportedKind { .. } => ApiError::new(415, "UnsupportedMediaType", e.to_string()),
-        patch::PatchError::JsonPatchFailed(_) => ApiError::new(422, "Invalid", e.to_string()),
+        patch::PatchError::JsonPatchFailed(_) | patch::PatchError::CopyTooLarge { .. } => {
+            ApiError::new(422, "Invalid", e.to_string())
+        }
+        // Upstream's NewRequestEntityTooLargeError prefixes the message.
+        patch::PatchError::TooManyOperations { .. } | patch::PatchError::ObjectTooLarge { .. } => {
+            ApiError::new(413, "RequestEntityTooLarge", format!("Request entity too large: {e}"))
+        }
         other => ApiError::bad_request(other.to_string()),
     }
 }
