@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// for tests.
     #[arg(long, default_value_t = 10_000, hide = true)]
     node_backoff_base_ms: u64,
+    /// API server serving limits over their upstream defaults, for tests: `name=value,...`
+    /// (e.g. `idle-timeout=2s,max-mutating-requests-inflight=1`; see skiff_apiserver::limits).
+    #[arg(long, default_value = "", hide = true)]
+    api_serving_limits: String,
     /// Pod networking of process nodes: `bridge` (a network namespace per pod on a bridge per
     /// node, services through nftables; needs root, nftables and the CNI plugins) or `host`
     /// (pods share the host's network; services on 127.43.0.0/16 through a userspace proxy).
@@ -156,6 +160,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let cfg = skiff_apiserver::Config {
         listen: args.listen,
         service_cidr,
+        limits: skiff_apiserver::limits::ServingLimits::default().with_overrides(&args.api_serving_limits)?,
         ..skiff_apiserver::Config::loopback(&data_dir)
     };
     let running = skiff_apiserver::start(cfg).await.context("starting the API server")?;
