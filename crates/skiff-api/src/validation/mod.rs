@@ -29,6 +29,7 @@ fn name_rule(def: &ResourceDef) -> NameRule {
     match (def.group, def.kind) {
         ("", "Namespace") => NameRule::Label,
         ("", "Service") => NameRule::Label1035,
+        ("apiregistration.k8s.io", "APIService") => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }
