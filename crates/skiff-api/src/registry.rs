@@ -53,6 +53,9 @@ pub struct ResourceDef {
     /// Group of the storage this resource shares with another view (events.k8s.io events are
     /// stored as core events); `None` when stored under its own group.
     pub storage_group: Option<&'static str>,
+    /// Whether a completed DELETE answers with the deleted object rather than a Status
+    /// (upstream storage with `ReturnDeletedObject: true`).
+    pub return_deleted_object: bool,
 }
 
 /// The eight standard verbs.
@@ -69,6 +72,8 @@ pub const ALL_VERBS: &[&str] = &[
 /// Namespaces have no deletecollection upstream.
 const NS_VERBS: &[&str] = &["create", "delete", "get", "list", "patch", "update", "watch"];
 const SUB_VERBS: &[&str] = &["get", "patch", "update"];
+/// Kinds skiff serves read-only (its local APIServices).
+pub const READ_VERBS: &[&str] = &["get", "list", "watch"];
 
 const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
     Subresource {
@@ -94,7 +99,7 @@ macro_rules! res {
         ResourceDef {
             group: $g, version: $v, kind: $kind, plural: $plural, singular: $singular, namespaced: $ns,
             short_names: &[$($short),*], categories: &[$($cat),*], verbs: $verbs,
-            subresources: &[$($sub),*], storage_group: None,
+            subresources: &[$($sub),*], storage_group: None, return_deleted_object: false,
         }
     };
 }
@@ -185,18 +190,21 @@ pub static RESOURCES: &[ResourceDef] = &[
         ALL_VERBS,
         []
     ),
-    res!(
-        "",
-        "v1",
-        "Namespace",
-        "namespaces",
-        "namespace",
-        false,
-        ["ns"],
-        [],
-        NS_VERBS,
-        [status("", "v1", "Namespace")]
-    ),
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "Namespace",
+            "namespaces",
+            "namespace",
+            false,
+            ["ns"],
+            [],
+            NS_VERBS,
+            [status("", "v1", "Namespace")]
+        )
+    },
     res!(
         "",
         "v1",
@@ -209,32 +217,39 @@ pub static RESOURCES: &[ResourceDef] = &[
         ALL_VERBS,
         [status("", "v1", "Node")]
     ),
-    res!(
-        "",
-        "v1",
-        "PersistentVolumeClaim",
-        "persistentvolumeclaims",
-        "persistentvolumeclaim",
-        true,
-        ["pvc"],
-        [],
-        ALL_VERBS,
-        [status("", "v1", "PersistentVolumeClaim")]
-    ),
-    res!(
-        "",
-        "v1",
-        "PersistentVolume",
-        "persistentvolumes",
-        "persistentvolume",
-        false,
-        ["pv"],
-        [],
-        ALL_VERBS,
-        [status("", "v1", "PersistentVolume")]
-    ),
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            "persistentvolumeclaim",
+            true,
+            ["pvc"],
+            [],
+            ALL_VERBS,
+            [status("", "v1", "PersistentVolumeClaim")]
+        )
+    },
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "PersistentVolume",
+            "persistentvolumes",
+            "persistentvolume",
+            false,
+            ["pv"],
+            [],
+            ALL_VERBS,
+            [status("", "v1", "PersistentVolume")]
+        )
+    },
     ResourceDef {
         subresources: POD_SUBS,
+        return_deleted_object: true,
         ..res!("", "v1", "Pod", "pods", "pod", true, ["po"], ["all"], ALL_VERBS, [])
     },
     res!(
@@ -249,42 +264,64 @@ pub static RESOURCES: &[ResourceDef] = &[
         ALL_VERBS,
         [scale(), status("", "v1", "ReplicationController")]
     ),
-    res!(
-        "",
-        "v1",
-        "ResourceQuota",
-        "resourcequotas",
-        "resourcequota",
-        true,
-        ["quota"],
-        [],
-        ALL_VERBS,
-        [status("", "v1", "ResourceQuota")]
-    ),
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "ResourceQuota",
+            "resourcequotas",
+            "resourcequota",
+            true,
+            ["quota"],
+            [],
+            ALL_VERBS,
+            [status("", "v1", "ResourceQuota")]
+        )
+    },
     res!("", "v1", "Secret", "secrets", "secret", true, [], [], ALL_VERBS, []),
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            "serviceaccount",
+            true,
+            ["sa"],
+            [],
+            ALL_VERBS,
+            []
+        )
+    },
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "",
+            "v1",
+            "Service",
+            "services",
+            "service",
+            true,
+            ["svc"],
+            ["all"],
+            ALL_VERBS,
+            [status("", "v1", "Service")]
+        )
+    },
+    // apiregistration.k8s.io/v1: the local APIServices kube-aggregator lists, served read-only
     res!(
-        "",
+        "apiregistration.k8s.io",
         "v1",
-        "ServiceAccount",
-        "serviceaccounts",
-        "serviceaccount",
-        true,
-        ["sa"],
+        "APIService",
+        "apiservices",
+        "apiservice",
+        false,
         [],
-        ALL_VERBS,
+        ["api-extensions"],
+        READ_VERBS,
         []
-    ),
-    res!(
-        "",
-        "v1",
-        "Service",
-        "services",
-        "service",
-        true,
-        ["svc"],
-        ["all"],
-        ALL_VERBS,
-        [status("", "v1", "Service")]
     ),
     // apps/v1
     res!(
@@ -415,18 +452,21 @@ pub static RESOURCES: &[ResourceDef] = &[
         [status("networking.k8s.io", "v1", "Ingress")]
     ),
     // storage.k8s.io/v1
-    res!(
-        "storage.k8s.io",
-        "v1",
-        "StorageClass",
-        "storageclasses",
-        "storageclass",
-        false,
-        ["sc"],
-        [],
-        ALL_VERBS,
-        []
-    ),
+    ResourceDef {
+        return_deleted_object: true,
+        ..res!(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            "storageclass",
+            false,
+            ["sc"],
+            [],
+            ALL_VERBS,
+            []
+        )
+    },
     // coordination.k8s.io/v1
     res!(
         "coordination.k8s.io",

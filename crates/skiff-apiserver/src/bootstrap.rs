@@ -1,5 +1,5 @@
 //! Objects every cluster starts with: the system namespaces, the `kubernetes` service and the
-//! default `local-path` StorageClass (as k3s ships it).
+//! default `local-path` StorageClass (as k3s ships it) and the local APIServices.
 
 use std::net::SocketAddr;
 
@@ -161,5 +161,9 @@ pub async fn run(server: &ApiServer, addr: SocketAddr) -> ApiResult<()> {
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "Immediate",
     });
-    ensure_in(server, "storage.k8s.io", "storageclasses", None, sc).await
+    ensure_in(server, "storage.k8s.io", "storageclasses", None, sc).await?;
+    for api_service in crate::apiservices::all() {
+        ensure_in(server, "apiregistration.k8s.io", "apiservices", None, api_service).await?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod admission;
 pub mod alloc;
+pub mod apiservices;
 pub mod body;
 pub mod bootstrap;
 pub mod cache;

@@ -82,6 +82,21 @@ impl Query {
         self.dry_run.as_deref().is_some_and(|d| !d.is_empty())
     }
 
+    /// `timeoutSeconds` as upstream's ListOptions decoding reads it: any value given must be a
+    /// decimal integer, else 400 with Go's `strconv.ParseInt` message.
+    pub fn timeout_seconds(&self) -> ApiResult<Option<i64>> {
+        let Some(s) = self.timeout_seconds.as_deref() else {
+            return Ok(None);
+        };
+        s.parse::<i64>().map(Some).map_err(|e| {
+            let why = match e.kind() {
+                std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => "value out of range",
+                _ => "invalid syntax",
+            };
+            ApiError::bad_request(format!("strconv.ParseInt: parsing {s:?}: {why}"))
+        })
+    }
+
     /// `limit` as a number (0 = none).
     pub fn limit(&self) -> ApiResult<usize> {
         match self.limit.as_deref() {
@@ -198,5 +213,20 @@ mod tests {
         let q = Query::parse(Some("labelSelector=env+in+%28a%2Cb%29&watch=true")).unwrap();
         assert_eq!(q.label_selector.as_deref(), Some("env in (a,b)"));
         assert!(q.is_watch());
+    }
+
+    #[test]
+    fn timeout_seconds_must_be_an_integer() {
+        let t = |raw: &str| Query::parse(Some(raw)).unwrap().timeout_seconds();
+        assert_eq!(t("timeoutSeconds=30").unwrap(), Some(30));
+        assert_eq!(t("watch=1").unwrap(), None);
+        let e = t("timeoutSeconds=abc").unwrap_err();
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "strconv.ParseInt: parsing \"abc\": invalid syntax")
+        );
+        assert!(t("timeoutSeconds=").is_err());
+        let e = t("timeoutSeconds=99999999999999999999").unwrap_err();
+        assert!(e.message.ends_with("value out of range"), "{}", e.message);
     }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use k8s_openapi::api::{apps, autoscaling, batch, coordination, core, discovery, events, networking, policy, storage};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration;
 use schemars::{JsonSchema, SchemaGenerator};
 
 /// A group, version and kind.
@@ -59,6 +60,12 @@ pub(crate) static KINDS: &[KindSchema] = &[
     kind!("", "v1", "ServiceAccount", core::v1::ServiceAccount),
     kind!("", "v1", "Service", core::v1::Service),
     kind!("", "v1", "Binding", core::v1::Binding),
+    kind!(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        apiregistration::v1::APIService
+    ),
     kind!("apps", "v1", "ControllerRevision", apps::v1::ControllerRevision),
     kind!("apps", "v1", "DaemonSet", apps::v1::DaemonSet),
     kind!("apps", "v1", "Deployment", apps::v1::Deployment),

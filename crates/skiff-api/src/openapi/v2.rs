@@ -126,7 +126,8 @@ mod tests {
         assert!(!text.contains("#/components/schemas/"));
         let defs = doc["definitions"].as_object().unwrap();
         assert!(defs.contains_key("io.k8s.api.apps.v1.Deployment"));
-        for r in RESOURCES {
+        // Read-only kinds (the local APIServices) have no patch operation.
+        for r in RESOURCES.iter().filter(|r| r.verbs.contains(&"patch")) {
             let want = json!({"group": r.group, "kind": r.kind, "version": r.version});
             let patch = doc["paths"]
                 .as_object()

@@ -168,7 +168,8 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_patch_operation_that_lists_field_validation() {
-        for r in RESOURCES {
+        // Read-only kinds (the local APIServices) have no patch operation.
+        for r in RESOURCES.iter().filter(|r| r.verbs.contains(&"patch")) {
             let doc = parsed(v3_document(&index_key(r.group, r.version)).unwrap());
             let want = json!({"group": r.group, "kind": r.kind, "version": r.version});
             let patch = doc["paths"]

@@ -107,6 +107,12 @@ fn build() -> Graph {
         storage::v1 as storage,
     };
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
+    root::<k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService>(
+        &mut gen,
+        r,
+        "apiregistration.k8s.io",
+        "APIService",
+    );
     root::<core::ConfigMap>(&mut gen, r, "", "ConfigMap");
     root::<core::Endpoints>(&mut gen, r, "", "Endpoints");
     root::<core::Event>(&mut gen, r, "", "Event");

@@ -1,4 +1,5 @@
-//! Rows for Node, Namespace, PersistentVolume, PersistentVolumeClaim and StorageClass.
+//! Rows for Node, Namespace, PersistentVolume, PersistentVolumeClaim, StorageClass and
+//! APIService.
 
 use std::collections::BTreeSet;
 
@@ -210,5 +211,31 @@ pub(crate) fn storage_class_row(sc: &Value, now: Timestamp) -> Vec<Value> {
         json!(opt_s(sc, "volumeBindingMode").unwrap_or("Immediate")),
         json!(flag(sc, "allowVolumeExpansion")),
         age(sc, now),
+    ]
+}
+
+/// APIService row: `Local` for a service-less (built-in) APIService, else `namespace/name`;
+/// AVAILABLE is the Available condition's status, with its reason when not True.
+pub(crate) fn api_service(a: &Value, now: Timestamp) -> Vec<Value> {
+    let service = match at(a, "spec.service").filter(|v| v.is_object()) {
+        Some(svc) => format!("{}/{}", s(svc, "namespace"), s(svc, "name")),
+        None => "Local".to_string(),
+    };
+    let available = arr(a, "status.conditions")
+        .iter()
+        .find(|c| s(c, "type") == "Available")
+        .map_or_else(
+            || "Unknown".to_string(),
+            |c| match (s(c, "status"), s(c, "reason")) {
+                ("True", _) => "True".to_string(),
+                (status, "") => status.to_string(),
+                (status, reason) => format!("{status} ({reason})"),
+            },
+        );
+    vec![
+        json!(s(a, "metadata.name")),
+        json!(service),
+        json!(available),
+        age(a, now),
     ]
 }

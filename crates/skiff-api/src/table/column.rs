@@ -370,6 +370,18 @@ const RESOURCE_QUOTA: &[Col] = &[
     AGE,
 ];
 
+/// kube-aggregator's APIService table (`pkg/registry/apiservice/etcd`).
+const API_SERVICE: &[Col] = &[
+    NAME,
+    c(
+        "Service",
+        "string",
+        "The reference to the service that hosts this API endpoint.",
+    ),
+    c("Available", "string", "Whether this service is available."),
+    AGE,
+];
+
 /// Upstream's default table (`rest.DefaultTableConvertor`) for kinds without a printer.
 const DEFAULT: &[Col] = &[NAME, c("Created At", "date", CREATED_DOC)];
 
@@ -401,6 +413,7 @@ pub(crate) enum Printer {
     Lease,
     ControllerRevision,
     ResourceQuota,
+    ApiService,
     Default,
 }
 
@@ -432,6 +445,7 @@ pub(crate) fn printer(def: &ResourceDef) -> Printer {
         ("coordination.k8s.io", "Lease") => Printer::Lease,
         ("apps", "ControllerRevision") => Printer::ControllerRevision,
         ("", "ResourceQuota") => Printer::ResourceQuota,
+        ("apiregistration.k8s.io", "APIService") => Printer::ApiService,
         _ => Printer::Default,
     }
 }
@@ -463,6 +477,7 @@ pub(crate) fn columns_of(p: Printer) -> &'static [Col] {
         Printer::Lease => LEASE,
         Printer::ControllerRevision => CONTROLLER_REVISION,
         Printer::ResourceQuota => RESOURCE_QUOTA,
+        Printer::ApiService => API_SERVICE,
         Printer::Default => DEFAULT,
     }
 }

@@ -53,6 +53,7 @@ pub fn cells(def: &ResourceDef, obj: &Value, now: Timestamp) -> Vec<Value> {
         Printer::Lease => config::lease(obj, now),
         Printer::ControllerRevision => config::controller_revision(obj, now),
         Printer::ResourceQuota => config::resource_quota(obj, now),
+        Printer::ApiService => cluster::api_service(obj, now),
         Printer::Default => default_cells(obj),
     }
 }

@@ -346,6 +346,28 @@ fn rows() -> Vec<(&'static str, &'static str, &'static str, Value, Value)> {
             ]),
         ),
         (
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            json!({"metadata": meta("v1.apps"), "spec": {"group": "apps", "version": "v1"},
+            "status": {"conditions": [{"type": "Available", "status": "True", "reason": "Local"}]}}),
+            json!(["v1.apps", "Local", "True", "5m"]),
+        ),
+        (
+            "apiregistration.k8s.io",
+            "v1",
+            "apiservices",
+            json!({"metadata": meta("v1beta1.metrics.k8s.io"),
+            "spec": {"service": {"namespace": "kube-system", "name": "metrics-server"}},
+            "status": {"conditions": [{"type": "Available", "status": "False", "reason": "MissingEndpoints"}]}}),
+            json!([
+                "v1beta1.metrics.k8s.io",
+                "kube-system/metrics-server",
+                "False (MissingEndpoints)",
+                "5m"
+            ]),
+        ),
+        (
             "coordination.k8s.io",
             "v1",
             "leases",

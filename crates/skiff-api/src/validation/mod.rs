@@ -4,6 +4,7 @@
 mod cause;
 mod core;
 mod cron;
+mod duplicates;
 mod fields;
 mod json;
 mod meta;
@@ -16,6 +17,7 @@ mod workloads;
 
 pub(crate) use cause::go_quote;
 pub use cause::Cause;
+pub use duplicates::duplicate_fields;
 pub use fields::{check_fields, TypeError};
 pub use quantity::parse as parse_quantity;
 
@@ -27,6 +29,7 @@ fn name_rule(def: &ResourceDef) -> NameRule {
     match (def.group, def.kind) {
         ("", "Namespace") => NameRule::Label,
         ("", "Service") => NameRule::Label1035,
+        ("apiregistration.k8s.io", "APIService") => NameRule::PathSegment,
         _ => NameRule::Subdomain,
     }
 }

@@ -122,6 +122,22 @@ pub(crate) enum NameRule {
     Label,
     /// `NameIsDNS1035Label`.
     Label1035,
+    /// `path.IsValidPathSegmentName` (APIServices, whose core one is named `v1.`).
+    PathSegment,
+}
+
+/// Upstream `path.IsValidPathSegmentName`: any name usable as one URL path segment.
+fn path_segment(name: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if name == "." || name == ".." {
+        errs.push(format!("may not be '{name}'"));
+    }
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            errs.push(format!("may not contain '{bad}'"));
+        }
+    }
+    errs
 }
 
 /// Checks a name or (with `prefix`) a generateName, as the upstream `ValidateNameFunc`s do.
@@ -138,6 +154,7 @@ pub(crate) fn check_name(rule: NameRule, name: &str, prefix: bool) -> Vec<String
         NameRule::Subdomain => dns1123_subdomain(name),
         NameRule::Label => dns1123_label(name),
         NameRule::Label1035 => dns1035_label(name),
+        NameRule::PathSegment => path_segment(name),
     }
 }
 

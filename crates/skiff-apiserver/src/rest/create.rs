@@ -91,6 +91,7 @@ pub fn prepare(server: &ApiServer, req: &Request, obj: &mut Value) -> ApiResult<
     let def = req.target.def;
     fields::check_kind(def, obj)?;
     let warnings = fields::check_unknown(req, obj)?;
+    convert::fold_string_data(def, obj);
     set_namespace(def, req.target.namespace.as_deref(), obj)?;
     init_metadata(def, obj);
     defaults::apply(def, obj);
@@ -120,7 +121,8 @@ pub async fn store_new(server: &ApiServer, def: &ResourceDef, obj: Value) -> Api
 pub async fn create(server: &ApiServer, req: &Request, body: Body) -> ApiResult<Response> {
     let bytes = body::read(body).await?;
     let mut obj = body::decode_object(&req.headers, &bytes)?;
-    let warnings = prepare(server, req, &mut obj)?;
+    let mut warnings = fields::check_duplicates(req, &obj, &bytes)?;
+    warnings.extend(prepare(server, req, &mut obj)?);
     tracing::debug!(kind = req.target.def.kind, name = meta::name(&obj), "create");
     persist(server, req, obj, &warnings).await
 }

@@ -130,6 +130,17 @@ fn success_status(def: &ResourceDef, obj: &Value) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details})
 }
 
+/// The answer to a completed delete: the object itself for kinds whose upstream storage sets
+/// `ReturnDeletedObject` (clients decode it as that kind), a Success Status otherwise.
+fn deleted_answer(def: &ResourceDef, stored: Value) -> Value {
+    let view = convert::to_view(def, &stored).unwrap_or(stored);
+    if def.return_deleted_object {
+        view
+    } else {
+        success_status(def, &view)
+    }
+}
+
 /// Deletes (or starts deleting) one object; returns the response body.
 pub(crate) async fn delete_one(
     server: &ApiServer,
@@ -187,17 +198,12 @@ pub(crate) async fn delete_one(
         let is_namespace = def.kind == "Namespace" && def.group.is_empty();
         let immediate = !is_namespace && grace == 0 && !meta::has_finalizers(&next);
         if opts.dry_run {
-            return Ok(obj);
+            return Ok(if immediate { deleted_answer(def, obj) } else { obj });
         }
         if immediate {
             if storage::remove(server, &key, cur.revision).await? {
                 tracing::debug!(kind = def.kind, name, "deleted");
-                let view = convert::to_view(def, &obj).unwrap_or(obj);
-                return Ok(if def.kind == "Pod" {
-                    view
-                } else {
-                    success_status(def, &view)
-                });
+                return Ok(deleted_answer(def, obj));
             }
             continue;
         }

@@ -6,7 +6,7 @@ use skiff_api::validation;
 
 use super::Request;
 use crate::errors::{ApiError, ApiResult};
-use crate::meta;
+use crate::{body, meta};
 
 /// How unknown fields are treated (`fieldValidation`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,4 +79,33 @@ pub fn check_unknown(req: &Request, obj: &mut Value) -> ApiResult<Vec<String>> {
         meta::remove_path(obj, p);
     }
     Ok(if mode == Mode::Warn { msgs } else { Vec::new() })
+}
+
+/// Handles duplicate keys of a JSON body per `fieldValidation`, as upstream's strict decoder
+/// does: Strict refuses them (listed with the unknown fields in one message), Warn returns a
+/// warning for each, Ignore keeps the last value silently.
+pub fn check_duplicates(req: &Request, obj: &Value, bytes: &[u8]) -> ApiResult<Vec<String>> {
+    let mode = mode(req)?;
+    let json = matches!(
+        body::content_type(&req.headers).as_str(),
+        "" | "application/json" | "*/*"
+    );
+    if mode == Mode::Ignore || !json {
+        return Ok(Vec::new());
+    }
+    let duplicates = validation::duplicate_fields(bytes);
+    if duplicates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut msgs: Vec<String> = duplicates.iter().map(|p| format!("duplicate field \"{p}\"")).collect();
+    if mode == Mode::Strict {
+        let def = req.target.def;
+        let unknown = validation::check_fields(def, obj).map_err(|e| cannot_handle(def, &e.0))?;
+        msgs.extend(unknown.iter().map(|p| format!("unknown field \"{p}\"")));
+        return Err(cannot_handle(
+            def,
+            &format!("strict decoding error: {}", msgs.join(", ")),
+        ));
+    }
+    Ok(msgs)
 }

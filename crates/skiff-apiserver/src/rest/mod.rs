@@ -102,6 +102,25 @@ async fn route(server: Server, method: Method, req: Request, body: Body) -> ApiR
             return Err(ApiError::no_route());
         }
     }
+    // A verb the resource does not serve (the read-only APIServices, deletecollection of
+    // namespaces) is 405, as upstream answers where its storage installs no route.
+    if sub.is_none() {
+        let verb = match (&method, name.is_some()) {
+            (&Method::POST, false) => Some("create"),
+            (&Method::PUT, true) => Some("update"),
+            (&Method::PATCH, true) => Some("patch"),
+            (&Method::DELETE, true) => Some("delete"),
+            (&Method::DELETE, false) => Some("deletecollection"),
+            _ => None,
+        };
+        if verb.is_some_and(|v| !req.target.def.verbs.contains(&v)) {
+            return Err(ApiError::method_not_allowed());
+        }
+    }
+    // Lists, watches and deletecollection decode ListOptions, which refuses a bad timeoutSeconds.
+    if name.is_none() && matches!(method, Method::GET | Method::DELETE) {
+        req.query.timeout_seconds()?;
+    }
     match (method, name.as_deref(), sub.as_deref()) {
         (Method::GET, None, _) if req.query.is_watch() => watch::watch(server, req).await,
         (Method::GET, None, _) => read::list(&server, &req),

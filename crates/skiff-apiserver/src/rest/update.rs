@@ -142,6 +142,7 @@ where
         let mut new = change(&unpinned)?;
         fields::check_kind(def, &mut new)?;
         let warnings = fields::check_unknown(req, &mut new)?;
+        convert::fold_string_data(def, &mut new);
         // A uid in the body is a precondition (kubelet sends it so it never writes a newer pod
         // of the same name).
         if let (Some(want), Some(have)) = (meta::meta_str(&new, "uid"), meta::meta_str(&cur_view, "uid")) {
@@ -224,12 +225,9 @@ pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body) -
     let def = req.target.def;
     let bytes = body::read(body).await?;
     let obj = body::decode_object(&req.headers, &bytes)?;
-    let body_name = meta::name(&obj);
-    if !body_name.is_empty() && body_name != name {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({body_name}) does not match the name on the URL ({name})"
-        )));
-    }
+    let duplicate_warnings = fields::check_duplicates(req, &obj, &bytes)?;
+    // Upstream `checkName`: a body without a name does not match the URL either.
+    check_name(&obj, name)?;
     let url_ns = req.target.namespace.as_deref();
     if let (Some(ns), Some(b)) = (url_ns, meta::meta_str(&obj, "namespace").filter(|n| !n.is_empty())) {
         if def.namespaced && b != ns {
@@ -238,8 +236,57 @@ pub async fn update(server: &ApiServer, req: &Request, name: &str, body: Body) -
             ));
         }
     }
-    let w = modify(server, req, name, |_| Ok(obj.clone())).await?;
+    let mut w = modify(server, req, name, |_| Ok(obj.clone())).await?;
+    w.warnings.splice(0..0, duplicate_warnings);
     Ok(respond(req, w))
+}
+
+/// Refuses an object whose name is not the URL's (upstream `checkName`).
+fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
+    let obj_name = meta::name(obj);
+    if obj_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({obj_name}) does not match the name on the URL ({name})"
+        )));
+    }
+    Ok(())
+}
+
+/// A patched object must still be the one the URL names: same namespace (when it names one)
+/// and same name, as upstream's patcher checks before the update.
+fn check_patched(def: &ResourceDef, url_ns: Option<&str>, obj: &Value, name: &str) -> ApiResult<()> {
+    let obj_ns = meta::meta_str(obj, "namespace").unwrap_or("");
+    if let Some(ns) = url_ns.filter(|_| def.namespaced) {
+        if !obj_ns.is_empty() && obj_ns != ns {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+    }
+    check_name(obj, name)
+}
+
+/// Server-side apply needs the body's group, version and kind to be the URL's, as upstream's
+/// field manager checks (`invalid object type: <group>/<version>, Kind=<kind>`).
+fn check_apply_kind(def: &ResourceDef, doc: &Value) -> ApiResult<()> {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    // Go's ParseGroupVersion; an unparsable apiVersion yields an empty group-version-kind.
+    let (group, version, kind) = match api_version.matches('/').count() {
+        _ if api_version.is_empty() || api_version == "/" => ("", "", kind),
+        0 => ("", api_version, kind),
+        1 => {
+            let (g, v) = api_version.split_once('/').unwrap_or(("", ""));
+            (g, v, kind)
+        }
+        _ => ("", "", ""),
+    };
+    if (group, version, kind) != (def.group, def.version, def.kind) {
+        return Err(ApiError::bad_request(format!(
+            "invalid object type: {group}/{version}, Kind={kind}"
+        )));
+    }
+    Ok(())
 }
 
 fn patch_error(e: patch::PatchError) -> ApiError {
@@ -274,20 +321,24 @@ pub async fn patch(server: &ApiServer, req: &Request, name: &str, body: Body) ->
                 "PATCH requests using apply must have a field manager",
             ));
         }
+        check_apply_kind(def, &doc)?;
         let key = def.key(req.target.namespace.as_deref(), name);
         if req.target.sub.is_none() && !server.cache.contains(def, &key) {
             return apply_create(server, req, name, doc).await;
         }
     }
     let (group, kind) = (def.group, def.kind);
+    let url_ns = req.target.namespace.as_deref();
     let w = modify(server, req, name, |cur| {
-        match ct.as_str() {
+        let patched = match ct.as_str() {
             "application/json-patch+json" => patch::json_patch(cur, &doc),
             "application/merge-patch+json" => patch::merge_patch(cur, &doc),
             "application/strategic-merge-patch+json" => patch::strategic_merge_patch(cur, &doc, group, kind),
             _ => patch::server_side_apply(Some(cur), &doc, group, kind),
         }
-        .map_err(patch_error)
+        .map_err(patch_error)?;
+        check_patched(def, url_ns, &patched, name)?;
+        Ok(patched)
     })
     .await?;
     Ok(respond(req, w))
