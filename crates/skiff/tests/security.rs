@@ -85,6 +85,9 @@ fn make_cert(dir: &Path, name: &str, subject: &str, ca: Option<(&Path, &Path)>) 
             .arg(&csr);
             let out = run_cmd(cmd, None, T);
             assert!(out.success(), "{out:?}");
+            // Extensions make it an X.509 v3 certificate (v1 ones are refused by webpki).
+            let ext = dir.join(format!("{name}.ext"));
+            std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
             let mut sign = Command::new("openssl");
             sign.args(["x509", "-req", "-days", "1", "-in"])
                 .arg(&csr)
@@ -93,6 +96,8 @@ fn make_cert(dir: &Path, name: &str, subject: &str, ca: Option<(&Path, &Path)>) 
                 .arg("-CAkey")
                 .arg(ca_key)
                 .arg("-CAcreateserial")
+                .arg("-extfile")
+                .arg(&ext)
                 .arg("-out")
                 .arg(&crt);
             let out = run_cmd(sign, None, T);
