@@ -34,6 +34,10 @@ impl Env {
             .unwrap();
         let client = skiff_apiserver::local::client(running.server.clone());
         let mut opts = ProcessOptions::new(node, dir.path().join("agent"));
+        opts.cluster_ca = Some(skiff_agent::kubelet_tls::ClusterCa {
+            cert_pem: running.ca_pem.clone(),
+            key_pem: Some(running.ca_key_pem.clone()),
+        });
         opts.backoff_base = Duration::from_millis(500);
         opts.backoff_max = Duration::from_secs(4);
         opts.volume_resync = Duration::from_secs(1);
@@ -97,13 +101,46 @@ impl Env {
         }
     }
 
-    /// GET on the kubelet API: status and body.
+    /// GET on the kubelet API with the API server's client certificate, verifying the agent's
+    /// CA-signed serving certificate: status and body.
     async fn kubelet_get(&self, path_and_query: &str) -> (u16, String) {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
         let port = self.kubelet_port().await;
-        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<http_body_util::Empty<bytes::Bytes>>();
-        let uri: http::Uri = format!("http://127.0.0.1:{port}{path_and_query}").parse().unwrap();
-        let resp = tokio::time::timeout(TIMEOUT, client.get(uri)).await.unwrap().unwrap();
+        let pki = self.dir.path().join("server/pki");
+        let read = |f: &str| std::fs::read(pki.join(f)).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(&read("ca.crt")).unwrap())
+            .unwrap();
+        let certs: Vec<_> = CertificateDer::pem_slice_iter(&read("kubelet-client.crt"))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(&read("kubelet-client.key")).unwrap();
+        let cfg =
+            rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(certs, key)
+                .unwrap();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+            .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+            .await
+            .unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = http::Request::get(path_and_query)
+            .header(http::header::HOST, "127.0.0.1")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = tokio::time::timeout(TIMEOUT, sender.send_request(req))
+            .await
+            .unwrap()
+            .unwrap();
         let status = resp.status().as_u16();
         let body = tokio::time::timeout(TIMEOUT, resp.into_body().collect())
             .await

@@ -64,8 +64,16 @@ impl Cluster {
                 }
             },
         ));
+        // Served as a joined agent serves it: a self-signed certificate (which the API server
+        // accepts unverified) and the API server's client certificate checked against the CA.
+        let ca = skiff_agent::kubelet_tls::ClusterCa {
+            cert_pem: running.ca_pem.clone(),
+            key_pem: None,
+        };
+        let (cert, key) = skiff_agent::kubelet_tls::serving_cert(Some(&ca), "n1", "127.0.0.1").unwrap();
+        let tls = skiff_agent::kubelet_tls::server_config(Some(&ca), &cert, &key).unwrap();
         let agent = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
+            skiff_agent::kubelet_tls::serve(listener, tls, app).await.unwrap();
         });
         let client = skiff_apiserver::local::client(running.server.clone());
         let nodes: Api<Node> = Api::all(client.clone());

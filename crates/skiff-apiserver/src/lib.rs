@@ -9,10 +9,12 @@ pub mod bootstrap;
 pub mod cache;
 pub mod conn;
 pub mod convert;
+pub mod datadir;
 pub mod discovery;
 pub mod errors;
 pub mod impersonate;
 pub mod inflight;
+pub mod kubelet_client;
 pub mod limits;
 pub mod local;
 pub mod meta;
@@ -71,6 +73,14 @@ pub enum StartError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {}", io_reason(source))]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// Certificates or credentials could not be created or read.
     #[error(transparent)]
     Pki(#[from] tls::PkiError),
@@ -80,6 +90,18 @@ pub enum StartError {
     /// Creating the initial objects failed.
     #[error("creating system objects: {0}")]
     Bootstrap(String),
+}
+
+/// An I/O error as one short phrase (`address already in use`, not `Address already in use
+/// (os error 98)`).
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::AddrInUse => "address already in use".into(),
+        ErrorKind::AddrNotAvailable => "address not available on this host".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
 }
 
 /// A running API server.
@@ -94,6 +116,9 @@ pub struct Running {
     pub server: Arc<ApiServer>,
     /// The cluster CA certificate (PEM), published to namespaces as `kube-root-ca.crt`.
     pub ca_pem: String,
+    /// The cluster CA key (PEM): node agents in this process sign their serving certificates
+    /// with it.
+    pub ca_key_pem: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -126,7 +151,7 @@ impl Running {
 /// starts serving; returns once the listener is bound and the server is ready.
 pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let io = |what: String| move |source| StartError::Io { what, source };
-    std::fs::create_dir_all(&cfg.data_dir).map_err(io(format!("creating {}", cfg.data_dir.display())))?;
+    datadir::secure(&cfg.data_dir).map_err(io(format!("securing {}", cfg.data_dir.display())))?;
     let pki = tls::Pki::load_or_create(&cfg.data_dir, &cfg.extra_hosts)?;
     // The watch cache keeps the event history clients resume from; the store's own history
     // only has to cover a lagging cache feeder, so it stays small.
@@ -139,10 +164,14 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
     let cache = cache::Cache::start(store.clone()).await?;
     let mut server = ApiServer::new(store, cache, pki.admin_token.clone());
     server.service_cidr = cfg.service_cidr;
+    server.kubelet = Some(kubelet_client::KubeletClient::new(&pki)?);
     let server = Arc::new(server);
     let listener = TcpListener::bind(cfg.listen)
         .await
-        .map_err(io(format!("listening on {}", cfg.listen)))?;
+        .map_err(|source| StartError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
     let addr = listener.local_addr().map_err(io("reading the listen address".into()))?;
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_string()
@@ -167,6 +196,7 @@ pub async fn start(cfg: Config) -> Result<Running, StartError> {
         kubeconfig,
         server,
         ca_pem: pki.ca_pem.clone(),
+        ca_key_pem: pki.ca_key_pem.clone(),
         tasks,
     })
 }

@@ -18,6 +18,8 @@ pub struct ApiServer {
     pub admin_token: String,
     /// Where ClusterIPs come from.
     pub service_cidr: crate::alloc::ServiceCidr,
+    /// Reaches node agents' kubelet API (logs, exec, attach, port-forward).
+    pub kubelet: Option<crate::kubelet_client::KubeletClient>,
     /// Serializes Service address and port allocation.
     pub service_lock: tokio::sync::Mutex<()>,
     /// Serializes ResourceQuota charging (check `used`, then write it).
@@ -35,6 +37,7 @@ impl ApiServer {
             cache,
             admin_token,
             service_cidr: crate::alloc::ServiceCidr::default(),
+            kubelet: None,
             service_lock: tokio::sync::Mutex::new(()),
             quota_lock: tokio::sync::Mutex::new(()),
             default_toleration_seconds: std::sync::atomic::AtomicI64::new(300),

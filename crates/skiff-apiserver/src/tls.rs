@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SanType,
+};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -36,12 +39,38 @@ pub enum PkiError {
 pub struct Pki {
     /// CA certificate (PEM), written into the kubeconfig.
     pub ca_pem: String,
+    /// CA private key (PEM): nodes in this process get serving certificates signed by it.
+    pub ca_key_pem: String,
     /// Server certificate (PEM).
     pub server_cert_pem: String,
     /// Server private key (PEM).
     pub server_key_pem: String,
     /// The admin bearer token.
     pub admin_token: String,
+    /// Client certificate (PEM) the API server presents to node agents (kube-apiserver's
+    /// `--kubelet-client-certificate`: CN `kube-apiserver-kubelet-client`, O `system:masters`).
+    pub kubelet_client_cert_pem: String,
+    /// Its private key (PEM).
+    pub kubelet_client_key_pem: String,
+}
+
+/// Common name of the API server's client certificate for node agents.
+pub const KUBELET_CLIENT_CN: &str = "kube-apiserver-kubelet-client";
+/// Organization of that certificate.
+pub const KUBELET_CLIENT_GROUP: &str = "system:masters";
+
+/// The kubelet client certificate and key signed by `issuer`.
+fn kubelet_client_cert(issuer: &Issuer<'_, impl rcgen::SigningKey>) -> Result<(String, String), PkiError> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, KUBELET_CLIENT_CN);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, KUBELET_CLIENT_GROUP);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_after = rcgen::date_time_ymd(2126, 1, 1);
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 fn read(path: &Path) -> Result<Option<String>, PkiError> {
@@ -86,13 +115,19 @@ impl Pki {
     /// Loads the CA and token from `dir/pki`, creating them on first start, and issues a
     /// fresh server certificate for `extra_hosts` plus localhost, 127.0.0.1 and the host name.
     pub fn load_or_create(dir: &Path, extra_hosts: &[String]) -> Result<Pki, PkiError> {
+        use std::os::unix::fs::DirBuilderExt;
         let pki = dir.join("pki");
-        std::fs::create_dir_all(&pki).map_err(|source| PkiError::Io {
-            path: pki.clone(),
-            source,
-        })?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&pki)
+            .map_err(|source| PkiError::Io {
+                path: pki.clone(),
+                source,
+            })?;
         let ca_key_path = pki.join("ca.key");
         let ca_crt_path = pki.join("ca.crt");
+        let mut new_ca = false;
         let (ca_key, ca_pem) = match (read(&ca_key_path)?, read(&ca_crt_path)?) {
             (Some(k), Some(c)) => (KeyPair::from_pem(&k)?, c),
             _ => {
@@ -109,6 +144,7 @@ impl Pki {
                 let cert = params.self_signed(&key)?;
                 write_private(&ca_key_path, &key.serialize_pem())?;
                 write_private(&ca_crt_path, &cert.pem())?;
+                new_ca = true;
                 (key, cert.pem())
             }
         };
@@ -122,7 +158,19 @@ impl Pki {
             }
         };
 
+        let ca_key_pem = ca_key.serialize_pem();
         let issuer = Issuer::from_ca_cert_pem(&ca_pem, &ca_key)?;
+        let (client_crt_path, client_key_path) = (pki.join("kubelet-client.crt"), pki.join("kubelet-client.key"));
+        let (kubelet_client_cert_pem, kubelet_client_key_pem) =
+            match (new_ca, read(&client_crt_path)?, read(&client_key_path)?) {
+                (false, Some(c), Some(k)) => (c, k),
+                _ => {
+                    let (c, k) = kubelet_client_cert(&issuer)?;
+                    write_private(&client_key_path, &k)?;
+                    write_private(&client_crt_path, &c)?;
+                    (c, k)
+                }
+            };
         let mut names = vec![
             "localhost".to_string(),
             "127.0.0.1".to_string(),
@@ -151,6 +199,9 @@ impl Pki {
         let cert = params.signed_by(&key, &issuer)?;
         Ok(Pki {
             ca_pem,
+            ca_key_pem,
+            kubelet_client_cert_pem,
+            kubelet_client_key_pem,
             server_cert_pem: cert.pem(),
             server_key_pem: key.serialize_pem(),
             admin_token,

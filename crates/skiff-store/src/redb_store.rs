@@ -69,6 +69,8 @@ impl RedbStore {
     pub fn open_with(path: impl AsRef<Path>, opts: RedbOptions) -> Result<Arc<RedbStore>, StoreError> {
         // redb caches up to 1 GiB of pages by default, which grows to the whole file; the API
         // server reads from its own watch cache, so the store needs pages for writes only.
+        let path = path.as_ref();
+        create_private(path)?;
         let db = Arc::new(redb::Builder::new().set_cache_size(PAGE_CACHE_BYTES).create(path)?);
         let revision = {
             let wtx = db.begin_write()?;
@@ -214,5 +216,21 @@ impl Drop for RedbStore {
                 tracing::error!("store writer thread panicked");
             }
         }
+    }
+}
+
+/// Creates the store file readable by its owner only (it holds every Secret) before redb opens
+/// it; redb initializes an empty file as a new database. An existing file is left as it is.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -16,7 +16,9 @@ pub struct AgentArgs {
     /// Bearer token (the admin token in the server's `DATA/pki/admin.token`).
     #[arg(long, env = "SKIFF_TOKEN")]
     token: String,
-    /// The server's CA certificate (the server's `DATA/pki/ca.crt`).
+    /// The server's CA certificate (the server's `DATA/pki/ca.crt`). It also verifies the API
+    /// server's client certificate on this node's kubelet API; without it the CA is read from
+    /// the `kube-root-ca.crt` ConfigMap (trusting the server on first use).
     #[arg(long)]
     ca_file: Option<PathBuf>,
     /// Node name (default: the host name).
@@ -36,11 +38,25 @@ pub struct AgentArgs {
     sim_nodes: usize,
 }
 
+/// The cluster CA: `--ca-file`, else the `kube-root-ca.crt` ConfigMap the server publishes.
+async fn cluster_ca(args: &AgentArgs, client: &kube::Client) -> anyhow::Result<String> {
+    if let Some(f) = &args.ca_file {
+        return std::fs::read_to_string(f).with_context(|| format!("cannot read --ca-file {}", f.display()));
+    }
+    let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client.clone(), "kube-system");
+    let cm = cms.get("kube-root-ca.crt").await.context(
+        "cannot read the cluster CA from ConfigMap kube-system/kube-root-ca.crt (pass --ca-file DATA/pki/ca.crt)",
+    )?;
+    cm.data
+        .and_then(|d| d.get("ca.crt").cloned())
+        .context("ConfigMap kube-system/kube-root-ca.crt has no ca.crt (pass --ca-file DATA/pki/ca.crt)")
+}
+
 /// A client for the server from the flags (token and CA as a kubeconfig would give them).
 async fn client(args: &AgentArgs) -> anyhow::Result<kube::Client> {
     let ca = match &args.ca_file {
         Some(f) => {
-            let pem = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            let pem = std::fs::read(f).with_context(|| format!("cannot read --ca-file {}", f.display()))?;
             format!(
                 "    certificate-authority-data: {}\n",
                 base64::engine::general_purpose::STANDARD.encode(pem)
@@ -79,6 +95,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             let mut opts = skiff_agent::process::ProcessOptions::new(&name, &args.data_dir);
             opts.node_ip = args.node_ip.clone();
             opts.kubelet_port = args.kubelet_port;
+            // No CA key on this host: the serving certificate is self-signed, as the kubelet's
+            // without --tls-cert-file; client certificates are checked against the CA.
+            opts.cluster_ca = Some(skiff_agent::kubelet_tls::ClusterCa {
+                cert_pem: cluster_ca(&args, &client).await?,
+                key_pem: None,
+            });
             skiff_agent::process::run(client, opts)
                 .await
                 .with_context(|| format!("node {name}"))

@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod errors;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -31,18 +32,31 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,hickory_server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never in files or pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command {
-        Command::Up(args) => rt.block_on(up::run(args)),
-        Command::Agent(args) => rt.block_on(agent::run(args)),
-        Command::Bench { what } => rt.block_on(bench::run(what)),
+    let done = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| match cli.command {
+            Command::Up(args) => rt.block_on(up::run(args)),
+            Command::Agent(args) => rt.block_on(agent::run(args)),
+            Command::Bench { what } => rt.block_on(bench::run(what)),
+        });
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", errors::one_line(&e));
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -247,6 +247,11 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
         opts.backoff_base = Duration::from_millis(args.node_backoff_base_ms);
         opts.cluster_dns = Some(service_cidr.dns());
+        // The kubelet API serves a certificate signed by the cluster CA.
+        opts.cluster_ca = Some(skiff_agent::kubelet_tls::ClusterCa {
+            cert_pem: running.ca_pem.clone(),
+            key_pem: Some(running.ca_key_pem.clone()),
+        });
         if network == Network::Bridge {
             let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
             opts.bridge = Some(BridgeOptions::new(cidr));

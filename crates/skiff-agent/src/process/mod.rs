@@ -15,6 +15,7 @@
 mod backoff;
 pub mod bench;
 mod cgroup;
+mod datadir;
 mod env;
 mod exec;
 mod logs;
@@ -81,6 +82,10 @@ pub struct ProcessOptions {
     pub cluster_dns: Option<std::net::Ipv4Addr>,
     /// The cluster domain of those pods' search path (`cluster.local`).
     pub cluster_domain: String,
+    /// The cluster CA: the kubelet API accepts the API server's client certificate signed by
+    /// it, and serves a certificate signed by it when its key is given (self-signed otherwise).
+    /// Without it the kubelet API refuses every request.
+    pub cluster_ca: Option<crate::kubelet_tls::ClusterCa>,
 }
 
 impl ProcessOptions {
@@ -103,6 +108,7 @@ impl ProcessOptions {
             bridge: None,
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
+            cluster_ca: None,
         }
     }
 }
@@ -121,6 +127,17 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// The kubelet API's port could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The kubelet API's certificate or TLS configuration could not be made.
+    #[error(transparent)]
+    Tls(#[from] crate::kubelet_tls::TlsError),
     /// The kubelet API server stopped.
     #[error("kubelet server: {0}")]
     Server(String),
@@ -183,6 +200,7 @@ impl Agent {
 /// mounts removed (pod directories stay for the next start).
 pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> {
     let privileged = opts.privileged.unwrap_or_else(spawn::is_root);
+    datadir::secure_dir(&opts.data_dir)?;
     std::fs::create_dir_all(opts.data_dir.join("pods"))?;
     let cgroup_name = cgroup_name(&opts);
     let bridge = match opts.bridge.clone() {
@@ -196,8 +214,18 @@ pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> 
         None => None,
     };
     let _teardown = bridge.as_ref().map(network::Bridge::teardown_on_drop);
-    let listener = tokio::net::TcpListener::bind((opts.node_ip.as_str(), opts.kubelet_port)).await?;
+    let listener = tokio::net::TcpListener::bind((opts.node_ip.as_str(), opts.kubelet_port))
+        .await
+        .map_err(|source| Error::Listen {
+            addr: format!("{}:{}", opts.node_ip, opts.kubelet_port),
+            source,
+        })?;
     let port = listener.local_addr()?.port();
+    if opts.cluster_ca.is_none() {
+        tracing::warn!(node = %opts.node_name, "no cluster CA: the kubelet API refuses every request");
+    }
+    let (cert, key) = crate::kubelet_tls::serving_cert(opts.cluster_ca.as_ref(), &opts.node_name, &opts.node_ip)?;
+    let kubelet_tls = crate::kubelet_tls::server_config(opts.cluster_ca.as_ref(), &cert, &key)?;
 
     let mut cfg = NodeConfig::from_host(&opts.node_name, RUNTIME_VERSION);
     cfg.internal_ip = opts.node_ip.clone();
@@ -261,7 +289,7 @@ pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> 
     let heartbeat = crate::node::run(client.clone(), cfg);
     tokio::select! {
         r = heartbeat => r.map_err(|source| Error::Node { node: opts.node_name.clone(), source }),
-        r = server::serve(listener, agent.clone()) => r.map_err(|e| Error::Server(e.to_string())),
+        r = server::serve(listener, kubelet_tls, agent.clone()) => r.map_err(|e| Error::Server(e.to_string())),
         _ = publish_events(recorder, events_rx) => Ok(()),
         _ = dispatch(agent, writer) => Ok(()),
     }

@@ -1,8 +1,8 @@
 //! The kubelet HTTP API of a process node on 127.0.0.1: `GET /containerLogs/{ns}/{pod}/{container}`
 //! with kubelet's query options, `/healthz`, and the streaming endpoints (`/exec/…`, `/attach/…`,
 //! `/portForward/…`, [`crate::streaming::router`] over [`super::exec::Streams`]). The API server
-//! proxies `pods/log`, `exec`, `attach` and `portforward` here. Served with HTTP/1.1 upgrades
-//! (`axum::serve`).
+//! proxies `pods/log`, `exec`, `attach` and `portforward` here. Served over TLS with HTTP/1.1
+//! upgrades, every request authenticated ([`crate::kubelet_tls::serve`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,8 +20,12 @@ use super::logs::{self, Options};
 use super::Agent;
 
 /// Serves the kubelet API on `listener` until it fails.
-pub(crate) async fn serve(listener: tokio::net::TcpListener, agent: Arc<Agent>) -> std::io::Result<()> {
-    axum::serve(listener, router(agent)).await
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    agent: Arc<Agent>,
+) -> std::io::Result<()> {
+    crate::kubelet_tls::serve(listener, tls, router(agent)).await
 }
 
 fn router(agent: Arc<Agent>) -> Router {

@@ -1,17 +1,15 @@
-//! Subresources served by the node agent (kubelet API), proxied by the API server:
-//! `pods/log` → `GET http://<node InternalIP>:<kubelet port>/containerLogs/NS/POD/CONTAINER`,
+//! Subresources served by the node agent (kubelet API), proxied by the API server over HTTPS
+//! with its kubelet client certificate ([`crate::kubelet_client`]):
+//! `pods/log` → `GET https://<node InternalIP>:<kubelet port>/containerLogs/NS/POD/CONTAINER`,
 //! and the upgrading ones (`exec`, `attach`, `portforward`) → `/exec/…`, `/attach/…`,
 //! `/portForward/…`, whose SPDY or WebSocket streams are then copied both ways untouched.
-
-use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use skiff_api::registry;
 
@@ -19,11 +17,12 @@ use super::Request;
 use crate::errors::{ApiError, ApiResult};
 use crate::state::ApiServer;
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
-
-fn http() -> &'static HttpClient {
-    static CLIENT: OnceLock<HttpClient> = OnceLock::new();
-    CLIENT.get_or_init(|| Client::builder(TokioExecutor::new()).build_http())
+/// An HTTPS connection to the agent at `authority`.
+async fn dial(server: &ApiServer, authority: &str) -> Result<SendRequest<Empty<Bytes>>, String> {
+    let Some(kubelet) = &server.kubelet else {
+        return Err("the API server has no kubelet client certificate".into());
+    };
+    kubelet.connect(authority).await
 }
 
 fn names(list: &Value) -> Vec<String> {
@@ -57,7 +56,7 @@ fn container(pod: &Value, name: &str, wanted: Option<&str>) -> ApiResult<String>
     }
 }
 
-/// `http://host:port` of the agent on the pod's node.
+/// `host:port` of the agent on the pod's node.
 fn agent_base(server: &ApiServer, pod: &Value, name: &str) -> ApiResult<String> {
     let node_name = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty());
     let Some(node_name) = node_name else {
@@ -80,7 +79,10 @@ fn agent_base(server: &ApiServer, pod: &Value, name: &str) -> ApiResult<String> 
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
         .as_i64()
         .unwrap_or(10250);
-    Ok(format!("http://{ip}:{port}"))
+    if ip.contains(':') {
+        return Ok(format!("[{ip}]:{port}"));
+    }
+    Ok(format!("{ip}:{port}"))
 }
 
 /// Drops `container` from the query (it becomes part of the kubelet path).
@@ -101,19 +103,20 @@ pub async fn log(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Res
         .ok_or_else(|| ApiError::not_found(def, name))?;
     let wanted = form_urlencoded_get(&req.raw_query, "container");
     let c = container(&pod, name, wanted.as_deref())?;
-    let base = agent_base(server, &pod, name)?;
+    let authority = agent_base(server, &pod, name)?;
     let q = forwarded_query(&req.raw_query);
-    let url = format!(
-        "{base}/containerLogs/{ns}/{name}/{c}{}{q}",
+    let path = format!(
+        "/containerLogs/{ns}/{name}/{c}{}{q}",
         if q.is_empty() { "" } else { "?" }
     );
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| ApiError::internal(format!("agent URL {url}: {e}")))?;
-    let resp = http()
-        .get(uri)
-        .await
-        .map_err(|e| ApiError::new(500, "InternalError", format!("Get \"{url}\": {e}")))?;
+    let url = format!("https://{authority}{path}");
+    let failed = |e: &dyn std::fmt::Display| ApiError::new(500, "InternalError", format!("Get \"{url}\": {e}"));
+    let get = http::Request::get(&path)
+        .header(http::header::HOST, &authority)
+        .body(Empty::<Bytes>::new())
+        .map_err(ApiError::internal)?;
+    let mut sender = dial(server, &authority).await.map_err(|e| failed(&e))?;
+    let resp = sender.send_request(get).await.map_err(|e| failed(&e))?;
     let status = resp.status();
     if !status.is_success() {
         let body = resp
@@ -171,8 +174,7 @@ pub async fn connect(
         }
         None => return Err(ApiError::no_route()),
     };
-    let base = agent_base(server, &pod, name)?;
-    let authority = base.trim_start_matches("http://").to_string();
+    let authority = agent_base(server, &pod, name)?;
     let q = forwarded_query(&raw);
     let uri = format!("{path}{}{q}", if q.is_empty() { "" } else { "?" });
     let mut req = http::Request::builder()
@@ -187,17 +189,7 @@ pub async fn connect(
     let req = req.body(Empty::<Bytes>::new()).map_err(ApiError::internal)?;
     let unreachable =
         |e: &dyn std::fmt::Display| ApiError::new(500, "InternalError", format!("error dialing backend: {e}"));
-    let tcp = tokio::net::TcpStream::connect(&authority)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(|e| unreachable(&e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "agent stream connection ended");
-        }
-    });
+    let mut sender = dial(server, &authority).await.map_err(|e| unreachable(&e))?;
     let mut agent_resp = sender.send_request(req).await.map_err(|e| unreachable(&e))?;
     if agent_resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
         // Passed through as the agent wrote it, as kube-apiserver does: kubectl prints
