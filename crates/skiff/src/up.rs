@@ -242,6 +242,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let mut opts = skiff_agent::process::ProcessOptions::new(&name, data_dir.join("nodes").join(&name));
         opts.backoff_base = Duration::from_millis(args.node_backoff_base_ms);
         opts.cluster_dns = Some(service_cidr.dns());
+        // The whole cluster directory (admin token, store) is hidden from pods, not only the node's.
+        opts.hidden.push(data_dir.clone());
         if network == Network::Bridge {
             let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
             opts.bridge = Some(BridgeOptions::new(cidr));
