@@ -252,6 +252,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             cert_pem: running.ca_pem.clone(),
             key_pem: Some(running.ca_key_pem.clone()),
         });
+        // The whole cluster directory (admin token, store) is hidden from pods, not only the node's.
+        opts.hidden.push(data_dir.clone());
         if network == Network::Bridge {
             let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
             opts.bridge = Some(BridgeOptions::new(cidr));

@@ -9,7 +9,8 @@
 //!
 //! When the agent is root (or [`ProcessOptions::privileged`] says so) each container gets its
 //! own mount and UTS namespaces (hostname = pod hostname, the pod's `/etc/hosts`, volumes
-//! bind-mounted at their `mountPath`), cgroup v1 cpu and memory limits, and tmpfs for secrets
+//! bind-mounted at their `mountPath`, missing mount points made in the pod's view only, the
+//! data directories hidden: [`view`]), cgroup v1 cpu and memory limits, and tmpfs for secrets
 //! and memory-backed emptyDirs. Otherwise those features are skipped with a Warning event.
 
 mod backoff;
@@ -24,6 +25,7 @@ mod probe;
 mod server;
 mod spawn;
 mod status;
+mod view;
 mod volumes;
 mod worker;
 
@@ -86,14 +88,22 @@ pub struct ProcessOptions {
     /// it, and serves a certificate signed by it when its key is given (self-signed otherwise).
     /// Without it the kubelet API refuses every request.
     pub cluster_ca: Option<crate::kubelet_tls::ClusterCa>,
+    /// Directories hidden from privileged pods (the node's and the cluster's data
+    /// directories, which hold the admin token and every pod's secrets); the pod's own
+    /// directory stays visible. Default: `data_dir` and `~/.skiff`.
+    pub hidden: Vec<PathBuf>,
 }
 
 impl ProcessOptions {
     /// Upstream defaults for a node named `node_name` keeping its pods in `data_dir`.
     pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let data_dir: PathBuf = data_dir.into();
+        let mut hidden = vec![data_dir.clone()];
+        hidden.extend(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".skiff")));
         ProcessOptions {
             node_name: node_name.into(),
-            data_dir: data_dir.into(),
+            data_dir,
+            hidden,
             kubelet_port: 0,
             node_ip: "127.0.0.1".into(),
             cpu: None,

@@ -1,6 +1,7 @@
 //! Starting a container's process: its own process group (setsid), its cgroups, and when the
-//! agent is privileged its own mount and UTS namespaces with the pod's volumes bind-mounted at
-//! their `mountPath` and the pod's `/etc/hosts`.
+//! agent is privileged its own mount and UTS namespaces with the pod's view of the filesystem
+//! ([`super::view`]: volumes at their `mountPath`, the pod's `/etc/hosts`, the cluster's data
+//! directory hidden).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -9,6 +10,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use super::view::{self, Compiled, ViewSpec};
 
 /// A bind mount into the container's mount namespace.
 #[derive(Debug, Clone)]
@@ -21,8 +24,8 @@ pub(crate) struct Mount {
 /// How to isolate the process.
 #[derive(Debug, Default)]
 pub(crate) struct Isolation {
-    /// New mount + UTS namespaces with this hostname and these mounts (privileged only).
-    pub(crate) namespaces: Option<(String, Vec<Mount>)>,
+    /// New mount + UTS namespaces with this hostname and this view (privileged only).
+    pub(crate) namespaces: Option<(String, ViewSpec)>,
     /// Namespaces of a running container to join (for exec probes): open `/proc/PID/ns/*`.
     pub(crate) join: Vec<File>,
     /// `cgroup.procs` files to join.
@@ -53,21 +56,6 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Makes sure a mount target exists (a directory, or a file when the source is one).
-pub(crate) fn ensure_target(m: &Mount) -> io::Result<()> {
-    if m.target.symlink_metadata().is_ok() {
-        return Ok(());
-    }
-    if m.source.is_dir() {
-        std::fs::create_dir_all(&m.target)
-    } else {
-        if let Some(parent) = m.target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        File::create(&m.target).map(|_| ())
-    }
-}
-
 /// Starts the process with piped stdout and stderr, and piped or null stdin.
 pub(crate) fn spawn(spec: Spec) -> io::Result<tokio::process::Child> {
     let mut cmd = tokio::process::Command::new(&spec.program);
@@ -79,13 +67,23 @@ pub(crate) fn spawn(spec: Spec) -> io::Result<tokio::process::Child> {
         .stderr(Stdio::piped());
     let cwd = cstr(&spec.cwd)?;
     let slash = CString::new("/").unwrap();
-    let mut mounts = Vec::new();
+    let mut view = None;
     let mut hostname = None;
-    if let Some((host, ms)) = &spec.isolation.namespaces {
-        for m in ms {
-            ensure_target(m)?;
-            mounts.push((cstr(&m.source)?, cstr(&m.target)?, m.read_only));
+    if let Some((host, v)) = &spec.isolation.namespaces {
+        let plan = view::plan(v, &view::RealHost);
+        // Only inside the pod's directory or inside a volume: never elsewhere on the host.
+        for (p, dir) in &plan.host_create {
+            if *dir {
+                std::fs::create_dir_all(p)?;
+            } else {
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                File::create(p)?;
+            }
         }
+        tracing::debug!(steps = plan.ops.len(), "the container's view of the filesystem");
+        view = Some(Compiled::new(&plan)?);
         hostname = Some(host.clone().into_bytes());
     }
     let join: Vec<OwnedFd> = spec.isolation.join.into_iter().map(OwnedFd::from).collect();
@@ -111,23 +109,8 @@ pub(crate) fn spawn(spec: Spec) -> io::Result<tokio::process::Child> {
                     std::ptr::null(),
                 ))?;
                 check(libc::sethostname(host.as_ptr().cast(), host.len()))?;
-                for (src, dst, ro) in &mounts {
-                    check(libc::mount(
-                        src.as_ptr(),
-                        dst.as_ptr(),
-                        std::ptr::null(),
-                        libc::MS_BIND | libc::MS_REC,
-                        std::ptr::null(),
-                    ))?;
-                    if *ro {
-                        check(libc::mount(
-                            std::ptr::null(),
-                            dst.as_ptr(),
-                            std::ptr::null(),
-                            libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
-                            std::ptr::null(),
-                        ))?;
-                    }
+                if let Some(v) = &view {
+                    v.apply()?;
                 }
             }
             check(libc::chdir(cwd.as_ptr()))?;

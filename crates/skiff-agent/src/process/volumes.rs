@@ -4,7 +4,7 @@
 //! persistentVolumeClaim is the directory of its bound volume (`hostPath` or `local`).
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{
@@ -60,32 +60,8 @@ async fn setup(
 ) -> Result<PathBuf, String> {
     let mkdir = |d: &Path| std::fs::create_dir_all(d).map_err(|e| format!("mkdir {}: {e}", d.display()));
     if let Some(h) = &v.host_path {
-        let p = PathBuf::from(&h.path);
-        let ty = h.type_.as_deref().unwrap_or("");
-        let check = |ok: bool, what: &str| {
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("hostPath type check failed: {} is not a {what}", h.path))
-            }
-        };
-        match ty {
-            "DirectoryOrCreate" if !p.exists() => {
-                mkdir(&p)?;
-                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
-            }
-            "FileOrCreate" if !p.exists() => {
-                if let Some(parent) = p.parent() {
-                    mkdir(parent)?;
-                }
-                std::fs::File::create(&p).map_err(|e| format!("create {}: {e}", h.path))?;
-            }
-            "Directory" => check(p.is_dir(), "directory")?,
-            "File" => check(p.is_file(), "file")?,
-            "Socket" | "CharDevice" | "BlockDevice" => check(p.exists(), &ty.to_lowercase())?,
-            _ => {}
-        }
-        return Ok(p);
+        host_path(Path::new(&h.path), h.type_.as_deref().unwrap_or(""))?;
+        return Ok(PathBuf::from(&h.path));
     }
     if let Some(c) = &v.persistent_volume_claim {
         let p = claim_path(&c.claim_name, src).await?;
@@ -183,6 +159,77 @@ async fn setup(
     }
     write_files(dir, &files).map_err(|e| format!("writing {}: {e}", dir.display()))?;
     Ok(dir.to_path_buf())
+}
+
+/// Checks (or creates) a hostPath as kubelet does for its `type`, with kubelet's messages.
+/// Without a type a missing path becomes a directory (0755), as container runtimes make a
+/// missing bind source.
+fn host_path(p: &Path, ty: &str) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    let path = p.display();
+    let exists = p.exists();
+    let go_err = |op: &str, e: std::io::Error| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        };
+        format!("{op} {path}: {why}")
+    };
+    let mkdir = || {
+        std::fs::create_dir_all(p).map_err(|e| go_err("mkdir", e))?;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755));
+        Ok(())
+    };
+    let (want, what) = match ty {
+        "" if !exists => return mkdir(),
+        "" => return Ok(()),
+        "DirectoryOrCreate" if !exists => return mkdir(),
+        "FileOrCreate" if !exists => {
+            // upstream does not make the parent directory.
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o644)
+                .open(p)
+                .map(|_| ())
+                .map_err(|e| go_err("open", e));
+        }
+        "Directory" | "DirectoryOrCreate" => ("Directory", "directory"),
+        "File" | "FileOrCreate" => ("File", "file"),
+        "Socket" => ("Socket", "socket file"),
+        "CharDevice" => ("CharDevice", "character device"),
+        "BlockDevice" => ("BlockDevice", "block device"),
+        other => return Err(format!("{other} is an invalid volume type")),
+    };
+    if !exists {
+        return Err(format!("hostPath {path} doesn't exist"));
+    }
+    let t = std::fs::metadata(p)
+        .map_err(|e| format!("hostPath type check failed, {path} is not a {what}, unable to determine its type: {e}"))?
+        .file_type();
+    let got = if t.is_socket() {
+        "Socket"
+    } else if t.is_char_device() {
+        "CharDevice"
+    } else if t.is_block_device() {
+        "BlockDevice"
+    } else if t.is_dir() {
+        "Directory"
+    } else if t.is_file() {
+        "File"
+    } else {
+        return Err(format!(
+            "hostPath type check failed, {path} is not a {what}, unable to determine its type: only recognise file, directory, socket, block device and character device"
+        ));
+    };
+    if got != want {
+        return Err(format!(
+            "hostPath type check failed: {path} is not a {what}, it's a {got}"
+        ));
+    }
+    Ok(())
 }
 
 /// The host directory behind a claim: claim → bound PersistentVolume → `hostPath.path` or
@@ -379,4 +426,67 @@ pub(crate) fn hosts_file(pod: &Pod, ip: &str, hostname: &str) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_paths_follow_kubelet() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        // No type: a missing path becomes a directory, not a file.
+        let missing = d.join("var/lib/docker/containers");
+        host_path(&missing, "").unwrap();
+        assert!(missing.is_dir());
+        let made = d.join("made");
+        host_path(&made, "DirectoryOrCreate").unwrap();
+        assert_eq!(std::fs::metadata(&made).unwrap().permissions().mode() & 0o777, 0o755);
+        let f = d.join("f");
+        host_path(&f, "FileOrCreate").unwrap();
+        assert!(f.is_file());
+        let orphan = d.join("no/parent");
+        assert_eq!(
+            host_path(&orphan, "FileOrCreate").unwrap_err(),
+            format!("open {}: no such file or directory", orphan.display())
+        );
+        host_path(&made, "Directory").unwrap();
+        host_path(&f, "File").unwrap();
+        assert_eq!(
+            host_path(&f, "Directory").unwrap_err(),
+            format!(
+                "hostPath type check failed: {} is not a directory, it's a File",
+                f.display()
+            )
+        );
+        assert_eq!(
+            host_path(&made, "FileOrCreate").unwrap_err(),
+            format!(
+                "hostPath type check failed: {} is not a file, it's a Directory",
+                made.display()
+            )
+        );
+        assert_eq!(
+            host_path(&f, "Socket").unwrap_err(),
+            format!(
+                "hostPath type check failed: {} is not a socket file, it's a File",
+                f.display()
+            )
+        );
+        assert_eq!(
+            host_path(Path::new("/dev/null"), "BlockDevice").unwrap_err(),
+            "hostPath type check failed: /dev/null is not a block device, it's a CharDevice"
+        );
+        host_path(Path::new("/dev/null"), "CharDevice").unwrap();
+        let gone = d.join("gone");
+        assert_eq!(
+            host_path(&gone, "Directory").unwrap_err(),
+            format!("hostPath {} doesn't exist", gone.display())
+        );
+        assert!(!gone.exists());
+        let sock = d.join("s.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        host_path(&sock, "Socket").unwrap();
+    }
 }

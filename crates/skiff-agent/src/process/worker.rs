@@ -27,6 +27,7 @@ use super::network;
 use super::probe::{self, Kind, Report};
 use super::spawn::{self, Isolation, Mount, Spec};
 use super::status::{self, State};
+use super::view::{self, ViewSpec};
 use super::{volumes, Agent};
 use crate::node::{now, rfc3339};
 
@@ -591,9 +592,10 @@ impl Worker {
             }
         };
         let command = spec.command.clone().unwrap_or_default();
-        if command.is_empty() {
+        let args = spec.args.clone().unwrap_or_default();
+        if command.is_empty() && args.is_empty() {
             let msg = format!(
-                "no command specified: the process runtime does not run images, so container {:?} must set command",
+                "no command specified: the process runtime does not run images, so container {:?} must set command or args",
                 spec.name
             );
             fail_waiting(self, "CreateContainerError", msg, false);
@@ -632,8 +634,9 @@ impl Worker {
             vars.push(("HOSTNAME".into(), h));
         }
         let lookup: HashMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut argv: Vec<String> = command.iter().map(|s| env::expand(s, &lookup)).collect();
-        argv.extend(spec.args.iter().flatten().map(|s| env::expand(s, &lookup)));
+        // Without `command`, `args` run as the command: images are not run, so there is no
+        // entrypoint for them to follow (busybox has none either).
+        let mut argv: Vec<String> = command.iter().chain(&args).map(|s| env::expand(s, &lookup)).collect();
         let program = argv.remove(0);
 
         let image = spec.image.clone().unwrap_or_default();
@@ -652,16 +655,24 @@ impl Worker {
             .filter(|w| !w.is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| self.dir.clone());
-        if !cwd.exists() {
+        // With privileges a missing working directory is made in the container's view only.
+        if !self.agent.privileged && !cwd.exists() {
             let _ = std::fs::create_dir_all(&cwd);
         }
-        let mounts = self.mounts(&spec);
         let hostname = if self.host_network() {
             host_name()
         } else {
             self.hostname()
         };
-        let namespaces = self.agent.privileged.then(|| (hostname.clone(), mounts.clone()));
+        let namespaces = self.agent.privileged.then(|| {
+            let view = ViewSpec {
+                mounts: self.mounts(&spec),
+                hidden: view::hidden_dirs(&self.agent.opts.hidden),
+                pod_dir: std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone()),
+                cwd: cwd.clone(),
+            };
+            (hostname.clone(), view)
+        });
 
         let c = if init { &self.init[i] } else { &self.containers[i] };
         let restart = if c.ever_started {

@@ -85,6 +85,32 @@ fn agent_base(server: &ApiServer, pod: &Value, name: &str) -> ApiResult<String> 
     Ok(format!("{ip}:{port}"))
 }
 
+/// Refuses a pod on a simulated node (label `skiff.dev/sim=true`): nothing runs there, so
+/// kubectl gets a message saying so instead of a failed dial.
+fn refuse_simulated(server: &ApiServer, pod: &Value, ns: &str, name: &str, sub: &str) -> ApiResult<()> {
+    let Some(node_name) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) else {
+        return Ok(());
+    };
+    let Some(nodes) = registry::find("", "v1", "nodes") else {
+        return Ok(());
+    };
+    let Some(node) = server.cache.get(nodes, &nodes.key(None, node_name)) else {
+        return Ok(());
+    };
+    if node["metadata"]["labels"]["skiff.dev/sim"] != "true" {
+        return Ok(());
+    }
+    let what = match sub {
+        "log" => "it has no logs",
+        "exec" => "there is no process to exec into",
+        "attach" => "there is no process to attach to",
+        _ => "there is no port to forward to",
+    };
+    Err(ApiError::bad_request(format!(
+        "pod {ns}/{name} runs on simulated node {node_name}, which runs no processes: {what}"
+    )))
+}
+
 /// Drops `container` from the query (it becomes part of the kubelet path).
 fn forwarded_query(raw: &str) -> String {
     raw.split('&')
@@ -103,6 +129,7 @@ pub async fn log(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Res
         .ok_or_else(|| ApiError::not_found(def, name))?;
     let wanted = form_urlencoded_get(&req.raw_query, "container");
     let c = container(&pod, name, wanted.as_deref())?;
+    refuse_simulated(server, &pod, ns, name, "log")?;
     let authority = agent_base(server, &pod, name)?;
     let q = forwarded_query(&req.raw_query);
     let path = format!(
@@ -174,6 +201,7 @@ pub async fn connect(
         }
         None => return Err(ApiError::no_route()),
     };
+    refuse_simulated(server, &pod, ns, name, target.sub.as_deref().unwrap_or_default())?;
     let authority = agent_base(server, &pod, name)?;
     let q = forwarded_query(&raw);
     let uri = format!("{path}{}{q}", if q.is_empty() { "" } else { "?" });
