@@ -2,7 +2,9 @@
 
 mod agent;
 mod bench;
+mod kubeconfig;
 mod up;
+mod up_nodes;
 
 use clap::{Parser, Subcommand};
 
