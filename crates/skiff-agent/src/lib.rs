@@ -1,5 +1,6 @@
 //! The node agent: registers a Node, heartbeats with a Lease, and runs the pods bound to it.
 
+pub mod events;
 pub mod images;
 pub mod kubelet_tls;
 pub mod node;

@@ -45,8 +45,12 @@ pub struct NodeConfig {
     pub allocatable: BTreeMap<String, String>,
     /// The `InternalIP` address.
     pub internal_ip: String,
-    /// Pod CIDR written to `spec.podCIDR(s)` at registration, if any.
+    /// Pod CIDR written to `spec.podCIDR(s)` at registration, if any (else the cluster's
+    /// node IPAM assigns one).
     pub pod_cidr: Option<String>,
+    /// Taints the node registers with (kubelet `--register-with-taints`). Taints with keys
+    /// under `skiff.dev/` are the agent's: a restarted agent sets them as configured.
+    pub taints: Vec<k8s_openapi::api::core::v1::Taint>,
     /// `nodeInfo.containerRuntimeVersion`, e.g. `process://1.0` or `sim://1.0`.
     pub runtime_version: String,
     /// `nodeInfo.osImage`.
@@ -65,6 +69,9 @@ pub struct NodeConfig {
     pub system_uuid: String,
     /// Port announced as the kubelet endpoint.
     pub kubelet_port: i32,
+    /// The Lease's `leaseDurationSeconds` (kubelet `--node-lease-duration-seconds`, 40); the
+    /// lease is renewed every quarter of it.
+    pub lease_duration_seconds: i32,
 }
 
 impl NodeConfig {
@@ -101,6 +108,7 @@ impl NodeConfig {
             allocatable: BTreeMap::new(),
             internal_ip: default_route_ip().unwrap_or_else(|| "127.0.0.1".to_string()),
             pod_cidr: None,
+            taints: Vec::new(),
             runtime_version: runtime_version.to_string(),
             os_image,
             kernel_version: read("/proc/sys/kernel/osrelease"),
@@ -110,7 +118,13 @@ impl NodeConfig {
             boot_id: read("/proc/sys/kernel/random/boot_id"),
             system_uuid: read("/sys/class/dmi/id/product_uuid"),
             kubelet_port: KUBELET_PORT,
+            lease_duration_seconds: LEASE_DURATION_SECONDS,
         }
+    }
+
+    /// How often the lease is renewed: a quarter of its duration (upstream), at least 250 ms.
+    pub fn lease_renew_interval(&self) -> Duration {
+        renew_interval(self.lease_duration_seconds)
     }
 
     /// The labels kubelet sets on its node, plus the configured ones.
@@ -175,6 +189,9 @@ impl NodeConfig {
         });
         if let Some(cidr) = &self.pod_cidr {
             v["spec"] = json!({"podCIDR": cidr, "podCIDRs": [cidr]});
+        }
+        if !self.taints.is_empty() {
+            v["spec"]["taints"] = json!(self.taints);
         }
         serde_json::from_value(v).expect("node object is well formed")
     }
@@ -279,11 +296,37 @@ pub async fn register(client: &Client, cfg: &NodeConfig) -> Result<Node, kube::E
                     .patch(&cfg.name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
             }
+            if let Some(taints) = own_taints(&existing, &cfg.taints) {
+                let patch = json!({"metadata": {"resourceVersion": existing.metadata.resource_version}, "spec": {"taints": taints}});
+                nodes
+                    .patch(&cfg.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+            }
             let since = ready_since(&existing).unwrap_or(now);
             post_status(client, cfg, now, since).await
         }
         Err(e) => Err(e),
     }
+}
+
+/// The taints `node` should carry given the agent's own (`skiff.dev/` keys) in `want`, or
+/// `None` when they are already so. Taints of others are kept.
+fn own_taints(
+    node: &Node,
+    want: &[k8s_openapi::api::core::v1::Taint],
+) -> Option<Vec<k8s_openapi::api::core::v1::Taint>> {
+    let have = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    let own = |t: &&k8s_openapi::api::core::v1::Taint| t.key.starts_with("skiff.dev/");
+    let same = |a: &k8s_openapi::api::core::v1::Taint, b: &k8s_openapi::api::core::v1::Taint| {
+        a.key == b.key && a.value == b.value && a.effect == b.effect
+    };
+    let have_own: Vec<_> = have.iter().filter(own).collect();
+    if have_own.len() == want.len() && want.iter().all(|w| have_own.iter().any(|h| same(h, w))) {
+        return None;
+    }
+    let mut out: Vec<_> = have.iter().filter(|t| !own(t)).cloned().collect();
+    out.extend(want.iter().cloned());
+    Some(out)
 }
 
 /// Posts the node's healthy status (strategic merge: conditions merge by type, so conditions
@@ -301,8 +344,15 @@ pub async fn post_status(
         .await
 }
 
-/// The Lease kubelet keeps for its node: holder = node, 40 s, owned by the Node.
-pub fn lease_object(node: &str, node_uid: Option<&str>, now: jiff::Timestamp) -> Lease {
+/// How often a lease of `duration_seconds` is renewed: a quarter of it (upstream
+/// `renewInterval = 0.25 × leaseDuration`), at least 250 ms.
+pub fn renew_interval(duration_seconds: i32) -> Duration {
+    let ms = u64::try_from(duration_seconds).unwrap_or(0) * 250;
+    Duration::from_millis(ms.max(250))
+}
+
+/// The Lease kubelet keeps for its node: holder = node, `duration` seconds, owned by the Node.
+pub fn lease_object(node: &str, node_uid: Option<&str>, duration: i32, now: jiff::Timestamp) -> Lease {
     let owner = node_uid.map(|uid| {
         vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
             api_version: "v1".into(),
@@ -321,27 +371,32 @@ pub fn lease_object(node: &str, node_uid: Option<&str>, now: jiff::Timestamp) ->
         },
         spec: Some(k8s_openapi::api::coordination::v1::LeaseSpec {
             holder_identity: Some(node.to_string()),
-            lease_duration_seconds: Some(LEASE_DURATION_SECONDS),
+            lease_duration_seconds: Some(duration),
             renew_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(now)),
             ..Default::default()
         }),
     }
 }
 
-/// Renews the node's lease (creating it when missing).
-pub async fn renew_lease(client: &Client, node: &str, node_uid: Option<&str>) -> Result<(), kube::Error> {
+/// Renews the node's lease of `duration` seconds (creating it when missing).
+pub async fn renew_lease(
+    client: &Client,
+    node: &str,
+    node_uid: Option<&str>,
+    duration: i32,
+) -> Result<(), kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
     let now = jiff::Timestamp::now();
     let patch = json!({"spec": {
         "holderIdentity": node,
-        "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+        "leaseDurationSeconds": duration,
         "renewTime": rfc3339_micro(now),
     }});
     match leases.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 404 => {
             match leases
-                .create(&PostParams::default(), &lease_object(node, node_uid, now))
+                .create(&PostParams::default(), &lease_object(node, node_uid, duration, now))
                 .await
             {
                 Ok(_) => Ok(()),
@@ -354,8 +409,10 @@ pub async fn renew_lease(client: &Client, node: &str, node_uid: Option<&str>) ->
     }
 }
 
-/// Keeps one node registered and alive: registers it, renews its lease every 10 s, and
-/// re-posts its status when it drifted (someone marked it NotReady) or every 5 minutes.
+/// Keeps one node registered and alive: registers it, renews its lease every quarter of its
+/// duration (10 s by default), and re-posts its status when it drifted (someone marked it
+/// NotReady; checked every 10 s, or at each renewal when those are more frequent) or every
+/// 5 minutes.
 /// Runs until an unrecoverable error; errors of single requests are logged and retried.
 pub async fn run(client: Client, cfg: NodeConfig) -> Result<(), kube::Error> {
     let node = register(&client, &cfg).await?;
@@ -363,12 +420,14 @@ pub async fn run(client: Client, cfg: NodeConfig) -> Result<(), kube::Error> {
     let nodes: Api<Node> = Api::all(client.clone());
     let mut since = ready_since(&node).unwrap_or_else(now);
     let mut last_post = tokio::time::Instant::now();
-    let mut lease_tick = tokio::time::interval(LEASE_RENEW_INTERVAL);
-    let mut status_tick = tokio::time::interval(NODE_STATUS_UPDATE_FREQUENCY);
+    let renew = cfg.lease_renew_interval();
+    let mut lease_tick = tokio::time::interval(renew);
+    // A short grace period needs fast renewals; a NotReady mark is then undone as fast.
+    let mut status_tick = tokio::time::interval(NODE_STATUS_UPDATE_FREQUENCY.min(renew));
     loop {
         tokio::select! {
             _ = lease_tick.tick() => {
-                if let Err(e) = renew_lease(&client, &cfg.name, uid.as_deref()).await {
+                if let Err(e) = renew_lease(&client, &cfg.name, uid.as_deref(), cfg.lease_duration_seconds).await {
                     tracing::warn!(node = %cfg.name, error = %e, "renewing the node lease failed");
                 }
             }

@@ -13,6 +13,7 @@ pub mod job;
 pub mod local_path;
 pub mod namespace;
 pub mod node_lifecycle;
+pub mod nodeipam;
 pub mod pods;
 pub mod replicaset;
 pub mod resourcequota;

@@ -33,6 +33,10 @@ pub struct AgentArgs {
     /// Port of the agent's kubelet API (logs, exec, port-forward).
     #[arg(long, default_value_t = 10250)]
     kubelet_port: u16,
+    /// The node lease's duration in seconds (kubelet's flag); the lease is renewed every
+    /// quarter of it. Keep it at most the server's `--node-monitor-grace-period`.
+    #[arg(long, default_value_t = 40)]
+    node_lease_duration_seconds: u16,
     /// Instead of a process node, register this many simulated nodes.
     #[arg(long, default_value_t = 0)]
     sim_nodes: usize,
@@ -88,6 +92,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             let opts = skiff_agent::sim::SimOptions {
                 count: args.sim_nodes,
                 name_prefix: format!("{name}-sim-"),
+                lease_interval: skiff_agent::node::renew_interval(args.node_lease_duration_seconds.into()),
+                // Pod ranges come from the server's node IPAM, unique across the cluster.
+                pod_cidr_base: None,
                 ..Default::default()
             };
             skiff_agent::sim::run(client, opts).await.context("simulated nodes")
@@ -101,6 +108,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 cert_pem: cluster_ca(&args, &client).await?,
                 key_pem: None,
             });
+            opts.lease_duration_seconds = args.node_lease_duration_seconds.into();
             skiff_agent::process::run(client, opts)
                 .await
                 .with_context(|| format!("node {name}"))

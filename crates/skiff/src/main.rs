@@ -3,7 +3,9 @@
 mod agent;
 mod bench;
 mod errors;
+mod kubeconfig;
 mod up;
+mod up_nodes;
 
 use clap::{Parser, Subcommand};
 

@@ -19,15 +19,22 @@ pub struct UpArgs {
     /// Address the API server listens on.
     #[arg(long, default_value = "127.0.0.1:6443")]
     listen: SocketAddr,
-    /// Seconds without heartbeats before a node is Unknown (upstream 40).
+    /// Seconds without heartbeats before a node is Unknown (upstream 40; at least 2). This
+    /// cluster's own nodes renew their leases four times per period; agents that join need
+    /// `--node-lease-duration-seconds` at most this.
     #[arg(long, default_value_t = 40)]
     node_monitor_grace_period: u64,
     /// Seconds pods tolerate a not-ready or unreachable node before eviction (upstream 300).
     #[arg(long, default_value_t = 300)]
     default_toleration_seconds: i64,
-    /// Node agents running pods as processes (`skiff-node-1`…), each with its own directory.
-    #[arg(long, default_value_t = 0)]
+    /// Node agents running pods as processes (`skiff-node-1`…), each with its own directory;
+    /// 0 runs a control plane alone.
+    #[arg(long, default_value_t = 1)]
     nodes: usize,
+    /// Merge a `skiff` context into the first file of `$KUBECONFIG` (else `~/.kube/config`)
+    /// and make it current, saving the file as it was to `<file>.skiff-backup` once.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    kubeconfig_merge: bool,
     /// CPU capacity of each simulated node.
     #[arg(long, default_value = "4")]
     sim_node_cpu: String,
@@ -134,6 +141,7 @@ pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
 
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let heartbeat = crate::up_nodes::Heartbeat::for_grace_period(args.node_monitor_grace_period)?;
     let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
     let network = match args.network {
         Some(Network::Bridge) => {
@@ -170,7 +178,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let client = running.client();
     let lifecycle = skiff_controllers::node_lifecycle::Options {
         grace_period: Duration::from_secs(args.node_monitor_grace_period),
-        ..Default::default()
+        monitor_period: heartbeat.monitor_period,
     };
     let mut components = Components::new();
     let informers = Informers::new(client.clone());
@@ -190,6 +198,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("local-path provisioner")
     });
     spawn_controllers(&mut components, &informers);
+    let ipam = crate::up_nodes::ipam_options(&args.cluster_cidr, network == Network::Bridge, args.nodes);
+    let i = informers.clone();
+    components.spawn(async move {
+        skiff_controllers::nodeipam::run(i, ipam)
+            .await
+            .context("node IPAM controller")
+    });
     let c = client.clone();
     let id = cluster_id(&data_dir);
     // The address the cluster's own services (the DNS server) listen on in bridge networking.
@@ -254,6 +269,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         });
         // The whole cluster directory (admin token, store) is hidden from pods, not only the node's.
         opts.hidden.push(data_dir.clone());
+        opts.lease_duration_seconds = heartbeat.lease_duration_seconds;
         if network == Network::Bridge {
             let cidr = (args.cluster_cidr.nth(u32::try_from(i)? << 8), 24);
             opts.bridge = Some(BridgeOptions::new(cidr));
@@ -272,13 +288,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             memory: args.sim_node_memory.clone(),
             pods: args.sim_node_pods,
             job_duration: Duration::from_secs_f64(args.sim_job_seconds.max(0.0)),
+            lease_interval: heartbeat.renew_interval(),
+            // Pod ranges come from the node IPAM, unique across every kind of node.
+            pod_cidr_base: None,
+            // Beside real nodes, only pods that ask for it land where nothing runs.
+            taint: args.nodes > 0,
             ..Default::default()
         };
         components.spawn(async move { skiff_agent::sim::run(client, opts).await.context("simulated nodes") });
     }
     println!("skiff is up at {}", running.url);
+    if args.nodes > 0 && args.sim_nodes > 0 {
+        println!("{}", crate::up_nodes::SIM_TAINT_NOTE);
+    }
     println!("kubeconfig: {}", running.kubeconfig.display());
-    println!("try: kubectl --kubeconfig {} get all -A", running.kubeconfig.display());
+    if args.kubeconfig_merge {
+        crate::up_nodes::merge_kubeconfig(&running.kubeconfig);
+    } else {
+        println!("try: kubectl --kubeconfig {} get all -A", running.kubeconfig.display());
+    }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

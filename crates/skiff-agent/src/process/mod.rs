@@ -34,9 +34,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client};
@@ -92,6 +92,9 @@ pub struct ProcessOptions {
     /// directories, which hold the admin token and every pod's secrets); the pod's own
     /// directory stays visible. Default: `data_dir` and `~/.skiff`.
     pub hidden: Vec<PathBuf>,
+    /// The node lease's duration (kubelet `--node-lease-duration-seconds`, 40); renewed every
+    /// quarter of it.
+    pub lease_duration_seconds: i32,
 }
 
 impl ProcessOptions {
@@ -119,6 +122,7 @@ impl ProcessOptions {
             cluster_dns: None,
             cluster_domain: "cluster.local".into(),
             cluster_ca: None,
+            lease_duration_seconds: crate::node::LEASE_DURATION_SECONDS,
         }
     }
 }
@@ -241,6 +245,7 @@ pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> 
     cfg.internal_ip = opts.node_ip.clone();
     cfg.pod_cidr = opts.bridge.as_ref().map(network::BridgeOptions::cidr);
     cfg.kubelet_port = i32::from(port);
+    cfg.lease_duration_seconds = opts.lease_duration_seconds;
     cfg.labels.extend(opts.labels.clone());
     if let Some(c) = &opts.cpu {
         cfg.capacity.insert("cpu".into(), c.clone());

@@ -213,6 +213,30 @@ pub(crate) fn conditions_json(pod: &Pod, conds: &[Condition], now: &str) -> Vec<
     out
 }
 
+/// Whether the pod status in the API (`api`) disagrees with the status the agent means to
+/// hold (`want`) on what others may overwrite: the phase, the status of each condition the
+/// agent writes, and each container's readiness. The node lifecycle controller marks pods
+/// Ready=False when their node stops heartbeating; kubelet's status manager notices such a
+/// difference (`needsReconcile`) and writes its own status again.
+pub(crate) fn api_differs(api: &Value, want: &Value) -> bool {
+    if api.get("phase") != want.get("phase") {
+        return true;
+    }
+    let list = |v: &Value, k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+    let find = |items: &[Value], key: &str, name: &Value| items.iter().find(|i| i.get(key) == Some(name)).cloned();
+    let api_conds = list(api, "conditions");
+    let conds_differ = list(want, "conditions").iter().any(|w| {
+        let have = find(&api_conds, "type", &w["type"]);
+        have.as_ref().and_then(|h| h.get("status")) != w.get("status")
+    });
+    let api_ctrs = list(api, "containerStatuses");
+    let ctrs_differ = list(want, "containerStatuses").iter().any(|w| {
+        let have = find(&api_ctrs, "name", &w["name"]);
+        have.as_ref().and_then(|h| h.get("ready")) != w.get("ready")
+    });
+    conds_differ || ctrs_differ
+}
+
 /// upstream `GetPodQOS`.
 pub(crate) fn qos_class(pod: &Pod) -> &'static str {
     let Some(spec) = &pod.spec else { return "BestEffort" };
@@ -245,6 +269,37 @@ pub(crate) fn qos_class(pod: &Pod) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_differs_on_what_others_overwrite() {
+        let want = json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}, {"type": "ContainersReady", "status": "True"}],
+            "containerStatuses": [{"name": "c", "ready": true}],
+        });
+        let mut api = want.clone();
+        api["conditions"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "PodScheduled", "status": "True"}));
+        api["conditions"][0]["lastTransitionTime"] = json!("2024-01-01T00:00:00Z");
+        assert!(
+            !api_differs(&api, &want),
+            "extra conditions and times are not a difference"
+        );
+        let mut marked = api.clone();
+        marked["conditions"][0]["status"] = json!("False");
+        assert!(
+            api_differs(&marked, &want),
+            "Ready=False written by the node controller"
+        );
+        let mut unready = api.clone();
+        unready["containerStatuses"][0]["ready"] = json!(false);
+        assert!(api_differs(&unready, &want));
+        let mut phase = api.clone();
+        phase["phase"] = json!("Pending");
+        assert!(api_differs(&phase, &want));
+    }
 
     #[test]
     fn phases_follow_kubelet() {

@@ -33,6 +33,9 @@ use crate::node::{now, rfc3339};
 
 /// How long a force-deleted pod's containers get between SIGTERM and SIGKILL.
 const FORCED_GRACE: Duration = Duration::from_secs(2);
+/// How often a pod's status in the API is compared with the worker's even without events
+/// (kubelet's status manager resyncs every 10 s).
+const STATUS_RESYNC: Duration = Duration::from_secs(10);
 
 /// A running container instance.
 struct Proc {
@@ -134,6 +137,9 @@ struct Worker {
     probes: mpsc::UnboundedSender<probe::Message>,
     tasks: JoinSet<()>,
     last_status: Option<Value>,
+    /// The resourceVersion of the pod as the last status write returned it: older copies
+    /// from the watch are not compared with the status written since.
+    written_rv: Option<u64>,
     /// Set once the pod is being deleted: when SIGKILL follows.
     terminating: Option<Instant>,
     /// Terminal (Succeeded/Failed): nothing starts any more.
@@ -247,6 +253,7 @@ impl Worker {
             probes,
             tasks: JoinSet::new(),
             last_status: None,
+            written_rv: None,
             terminating: None,
             terminal: frozen,
             frozen,
@@ -299,6 +306,9 @@ impl Worker {
         consider(self.terminating);
         if !self.terminal && self.terminating.is_none() {
             consider(Some(self.next_volume_sync));
+        }
+        if !self.frozen && !self.deleted {
+            consider(Some(Instant::now() + STATUS_RESYNC));
         }
         t
     }
@@ -1336,7 +1346,20 @@ impl Worker {
         let st = self.status_json();
         // Compare without transition times: they follow the statuses.
         if self.last_status.as_ref() == Some(&strip_times(&st)) {
-            return;
+            // Someone else may have overwritten it (the node lifecycle controller marks the
+            // pods of a node it lost NotReady): write it again, as kubelet's status manager.
+            let rv = self
+                .pod
+                .metadata
+                .resource_version
+                .as_deref()
+                .and_then(|v| v.parse::<u64>().ok());
+            let stale_copy = matches!((rv, self.written_rv), (Some(rv), Some(w)) if rv < w);
+            let api = serde_json::to_value(&self.pod.status).unwrap_or(Value::Null);
+            if stale_copy || !status::api_differs(&api, &st) {
+                return;
+            }
+            tracing::debug!(pod = %self.name, "pod status in the API differs from the agent's; writing it again");
         }
         let api: Api<Pod> = Api::namespaced(self.agent.client.clone(), &self.ns);
         let patch = json!({"status": st});
@@ -1346,6 +1369,7 @@ impl Worker {
         {
             Ok(p) => {
                 self.last_status = Some(strip_times(&st));
+                self.written_rv = p.metadata.resource_version.as_deref().and_then(|v| v.parse().ok());
                 // The conditions' transition times are read back from the pod as written.
                 self.pod = Arc::new(p);
             }

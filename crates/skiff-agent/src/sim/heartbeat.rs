@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::Client;
+use k8s_openapi::api::core::v1::Node;
+use kube::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -34,15 +35,56 @@ async fn register_one(client: &Client, shared: &Shared, i: usize) -> Result<(), 
         node: n.cfg.name.clone(),
         source,
     })?;
+    let stored = if shared.opts.pod_cidr_base.is_none() {
+        wait_for_pod_cidr(client, &n.cfg.name, stored).await?
+    } else {
+        stored
+    };
+    if let Some(base) = pod_cidr_base(&stored) {
+        *n.pod_base.lock().unwrap_or_else(|e| e.into_inner()) = base;
+    }
     *n.uid.lock().unwrap() = stored.metadata.uid.clone();
     if let Some(t) = node::ready_since(&stored) {
         *n.since.lock().unwrap() = t;
     }
     // The first lease at once, as kubelet does; renewals are spread over the interval after.
-    if let Err(e) = node::renew_lease(client, &n.cfg.name, stored.metadata.uid.as_deref()).await {
+    if let Err(e) = node::renew_lease(
+        client,
+        &n.cfg.name,
+        stored.metadata.uid.as_deref(),
+        n.cfg.lease_duration_seconds,
+    )
+    .await
+    {
         tracing::warn!(node = %n.cfg.name, error = %e, "creating the node lease failed");
     }
     Ok(())
+}
+
+/// How long a node waits for the cluster's node IPAM to give it a pod range.
+const POD_CIDR_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The node as stored once it has a pod range (`spec.podCIDR`).
+async fn wait_for_pod_cidr(client: &Client, name: &str, mut node: Node) -> Result<Node, Error> {
+    let api: Api<Node> = Api::all(client.clone());
+    let deadline = Instant::now() + POD_CIDR_TIMEOUT;
+    while pod_cidr_base(&node).is_none() {
+        if Instant::now() > deadline {
+            return Err(Error::NoPodCidr { node: name.into() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        node = api.get(name).await.map_err(|source| Error::Register {
+            node: name.into(),
+            source,
+        })?;
+    }
+    Ok(node)
+}
+
+/// The first address of the node's pod range.
+fn pod_cidr_base(node: &Node) -> Option<std::net::Ipv4Addr> {
+    let cidr = node.spec.as_ref()?.pod_cidr.as_deref()?;
+    cidr.split('/').next()?.parse().ok()
 }
 
 /// Renews leases and re-posts node status (every report interval, or at once for the
@@ -98,7 +140,7 @@ pub(super) async fn run(client: Client, shared: Arc<Shared>, mut status_rx: mpsc
 async fn renew(client: &Client, shared: &Shared, i: usize) {
     let n = &shared.nodes[i];
     let uid = n.uid.lock().unwrap().clone();
-    if let Err(e) = node::renew_lease(client, &n.cfg.name, uid.as_deref()).await {
+    if let Err(e) = node::renew_lease(client, &n.cfg.name, uid.as_deref(), n.cfg.lease_duration_seconds).await {
         tracing::warn!(node = %n.cfg.name, error = %e, "renewing the node lease failed");
     }
 }

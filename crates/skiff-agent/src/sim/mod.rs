@@ -33,6 +33,9 @@ pub const EXIT_CODE_ANNOTATION: &str = "skiff.dev/sim-exit-code";
 pub const DEAD_ANNOTATION: &str = "skiff.dev/sim-dead";
 /// Label on every simulated node.
 pub const SIM_LABEL: &str = "skiff.dev/sim";
+/// Key of the NoSchedule taint simulated nodes carry in clusters that also run real nodes
+/// (as kwok's fake nodes do), so only pods that tolerate it land where nothing runs.
+pub const SIM_TAINT_KEY: &str = "skiff.dev/simulated";
 
 /// How to run simulated nodes.
 #[derive(Debug, Clone)]
@@ -63,7 +66,11 @@ pub struct SimOptions {
     pub status_report_interval: Duration,
     /// Node n (1-based) gets pod CIDR `base + n·256 / 24`; default 10.64.0.0 so 16,383 nodes
     /// fit in 10.64.0.0/10, clear of the real nodes' 10.42.0.0/16 and services' 10.43.0.0/16.
-    pub pod_cidr_base: Ipv4Addr,
+    /// `None`: the nodes register without a range and use the one the cluster's node IPAM
+    /// assigns (unique cluster-wide; `skiff up` and `skiff agent` run so).
+    pub pod_cidr_base: Option<Ipv4Addr>,
+    /// Carry the [`SIM_TAINT_KEY`]`=true:NoSchedule` taint.
+    pub taint: bool,
     /// Node n gets InternalIP `base + n`.
     pub node_ip_base: Ipv4Addr,
     /// Most API writes (pod status, deletions) in flight at once.
@@ -85,7 +92,8 @@ impl Default for SimOptions {
             job_duration: Duration::from_secs(2),
             lease_interval: crate::node::LEASE_RENEW_INTERVAL,
             status_report_interval: crate::node::NODE_STATUS_REPORT_FREQUENCY,
-            pod_cidr_base: Ipv4Addr::new(10, 64, 0, 0),
+            pod_cidr_base: Some(Ipv4Addr::new(10, 64, 0, 0)),
+            taint: false,
             node_ip_base: Ipv4Addr::new(172, 20, 0, 0),
             max_in_flight: 64,
         }
@@ -110,6 +118,12 @@ pub enum Error {
         /// The API error.
         source: kube::Error,
     },
+    /// The cluster's node IPAM gave the node no pod range.
+    #[error("node {node} got no pod range (spec.podCIDR) within a minute: the cluster's node IPAM assigns them")]
+    NoPodCidr {
+        /// The node.
+        node: String,
+    },
     /// A background task ended unexpectedly.
     #[error("simulated nodes stopped: {0}")]
     Stopped(String),
@@ -125,11 +139,15 @@ pub(crate) struct SimNode {
     dead_annotation: AtomicBool,
     /// When the node last became Ready (transition time of its conditions).
     pub(crate) since: Mutex<jiff::Timestamp>,
-    /// First address of its pod range.
-    pub(crate) pod_base: Ipv4Addr,
+    /// First address of its pod range (its podCIDR's base).
+    pub(crate) pod_base: Mutex<Ipv4Addr>,
 }
 
 impl SimNode {
+    pub(crate) fn pod_base(&self) -> Ipv4Addr {
+        *self.pod_base.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn alive(&self) -> bool {
         !self.killed.load(Ordering::Relaxed) && !self.dead_annotation.load(Ordering::Relaxed)
     }
@@ -168,7 +186,10 @@ impl SimNodes {
                 killed: AtomicBool::new(false),
                 dead_annotation: AtomicBool::new(false),
                 since: Mutex::new(registered_at),
-                pod_base: offset(opts.pod_cidr_base, n as u32 * 256),
+                pod_base: Mutex::new(
+                    opts.pod_cidr_base
+                        .map_or(Ipv4Addr::UNSPECIFIED, |b| offset(b, n as u32 * 256)),
+                ),
             })
             .collect();
         let by_name = nodes.iter().enumerate().map(|(i, n)| (n.cfg.name.clone(), i)).collect();
@@ -271,7 +292,17 @@ fn node_config(opts: &SimOptions, n: usize) -> NodeConfig {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    let pod_base = offset(opts.pod_cidr_base, n as u32 * 256);
+    let pod_cidr = opts.pod_cidr_base.map(|b| format!("{}/24", offset(b, n as u32 * 256)));
+    let taints = if opts.taint {
+        vec![k8s_openapi::api::core::v1::Taint {
+            key: SIM_TAINT_KEY.into(),
+            value: Some("true".into()),
+            effect: "NoSchedule".into(),
+            time_added: None,
+        }]
+    } else {
+        Vec::new()
+    };
     NodeConfig {
         hostname: name.clone(),
         name,
@@ -279,7 +310,8 @@ fn node_config(opts: &SimOptions, n: usize) -> NodeConfig {
         capacity,
         allocatable: BTreeMap::new(),
         internal_ip: offset(opts.node_ip_base, n as u32).to_string(),
-        pod_cidr: Some(format!("{pod_base}/24")),
+        pod_cidr,
+        taints,
         runtime_version: "sim://1.0".into(),
         os_image: "skiff simulated node".into(),
         kernel_version: "simulated".into(),
@@ -303,6 +335,10 @@ fn node_config(opts: &SimOptions, n: usize) -> NodeConfig {
             &id[20..32]
         ),
         kubelet_port: crate::node::KUBELET_PORT,
+        // Renewed every quarter of the duration, as kubelet does.
+        lease_duration_seconds: i32::try_from(opts.lease_interval.as_millis().div_ceil(250))
+            .unwrap_or(i32::MAX)
+            .max(1),
     }
 }
 

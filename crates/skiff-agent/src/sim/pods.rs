@@ -12,11 +12,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
 use kube::{Client, ResourceExt};
@@ -329,7 +329,7 @@ impl Engine {
         if let Some(p) = self.pods.remove(key) {
             if let Some(ip) = p.ip {
                 if !matches!(p.stage, Stage::Done { .. }) {
-                    self.ipam[p.node].release(self.shared.nodes[p.node].pod_base, ip);
+                    self.ipam[p.node].release(self.shared.nodes[p.node].pod_base(), ip);
                 }
             }
         }
@@ -471,7 +471,7 @@ impl Engine {
             p.start_time = ts(&st.start_time);
             p.ip = st.pod_ip.as_deref().and_then(|ip| ip.parse().ok());
             if let Some(ip) = p.ip {
-                let base = self.shared.nodes[node].pod_base;
+                let base = self.shared.nodes[node].pod_base();
                 let off = u32::from(ip).wrapping_sub(u32::from(base));
                 if (2..=254).contains(&off) {
                     self.ipam[node].mark(off as u8, true);
@@ -519,7 +519,7 @@ impl Engine {
                         let t = crate::node::now();
                         p.start_time.get_or_insert(t);
                         if p.ip.is_none() {
-                            p.ip = Some(self.ipam[p.node].take(node.pod_base));
+                            p.ip = Some(self.ipam[p.node].take(node.pod_base()));
                         }
                         if let Some(stage) = pull_failure(p, 1, now) {
                             pull_events.push(images::failed_pull_events(stage_image(&stage)));
@@ -566,7 +566,7 @@ impl Engine {
                             );
                         } else {
                             if let Some(ip) = p.ip {
-                                self.ipam[p.node].release(node.pod_base, ip);
+                                self.ipam[p.node].release(node.pod_base(), ip);
                             }
                             p.set_stage(
                                 Stage::Done {

@@ -59,6 +59,8 @@ struct Controller {
     _informers: Informers,
     recorder: Recorder,
     health: HashMap<String, Health>,
+    /// Nodes already told to renew their lease more often.
+    slow_told: std::collections::HashSet<String>,
 }
 
 /// Runs the controller until the future is dropped.
@@ -80,6 +82,7 @@ pub async fn run(informers: Informers, opts: Options) -> Result<(), Error> {
         pods,
         recorder,
         health: HashMap::new(),
+        slow_told: Default::default(),
         _informers: informers,
     };
     let mut ticker = tokio::time::interval(c.opts.monitor_period);
@@ -124,6 +127,7 @@ impl Controller {
             let name = node.name_any();
             let lease = self.leases.get(&ObjectRef::new(&name).within(LEASE_NAMESPACE));
             let beat = heartbeat(node, lease.as_deref());
+            self.check_renewals(&name, lease.as_deref());
             let h = self.health.entry(name.clone()).or_insert_with(|| Health {
                 beat: beat.clone(),
                 observed: now,
@@ -145,6 +149,26 @@ impl Controller {
                 tracing::debug!(pod = %p.name_any(), %node, "force-deleting terminating pod of a missing node");
                 self.delete_pod(p, 0).await;
             }
+        }
+    }
+
+    /// Warns once about a node that renews its lease (every quarter of its duration, as
+    /// kubelet) too rarely for the grace period: it would flap NotReady while healthy.
+    fn check_renewals(&mut self, node: &str, lease: Option<&Lease>) {
+        let Some(secs) = lease
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.lease_duration_seconds)
+        else {
+            return;
+        };
+        let renew = Duration::from_millis(u64::try_from(secs).unwrap_or(0) * 250);
+        if renew * 2 > self.opts.grace_period && self.slow_told.insert(node.to_string()) {
+            tracing::warn!(
+                node,
+                "node renews its lease every {renew:?}, too rarely for the node monitor grace period of {:?}: start its agent with --node-lease-duration-seconds {} or less",
+                self.opts.grace_period,
+                self.opts.grace_period.as_secs().max(1)
+            );
         }
     }
 

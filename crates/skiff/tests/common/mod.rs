@@ -215,6 +215,12 @@ impl Server {
         if !extra_args.iter().any(|a| a == "--network") {
             extra_args.extend(["--network".to_string(), "host".to_string()]);
         }
+        // `skiff up` runs one node by default; tests ask for the nodes they want.
+        if !extra_args.iter().any(|a| a == "--nodes" || a.starts_with("--nodes=")) {
+            extra_args.extend(["--nodes".to_string(), "0".to_string()]);
+        }
+        // Tests never touch the user's kubeconfig.
+        extra_args.push("--kubeconfig-merge=false".to_string());
         let tmp = tempfile::Builder::new()
             .prefix("skiff-e2e-")
             .tempdir()
