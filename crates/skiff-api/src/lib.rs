@@ -3,6 +3,7 @@
 //! protobuf request decoding and the OpenAPI documents.
 
 pub mod defaults;
+pub mod load_balancer;
 pub mod node_affinity;
 pub mod openapi;
 pub mod patch;

@@ -15,7 +15,7 @@
 //! that also holds the addresses the cluster serves itself (the DNS server's), so a service
 //! address that no rule takes never leaves the host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
@@ -27,6 +27,9 @@ use crate::sources::{NodeAddr, Sources};
 
 /// The packet mark of connections to masquerade (kube-proxy's).
 const MASQ_MARK: &str = "0x4000";
+/// The host's loopback address, where NodePorts and LoadBalancer ports also answer to the
+/// host's own clients (`curl localhost:30080`).
+const LOOPBACK: &str = "127.0.0.1";
 
 /// What the nftables proxy needs to know about the cluster.
 #[derive(Debug, Clone)]
@@ -106,7 +109,11 @@ pub async fn setup(opts: &Options) -> std::io::Result<()> {
         run_cmd("ip", &["addr", "replace", &format!("{a}/32"), "dev", &opts.link], None).await?;
     }
     run_cmd("ip", &["route", "replace", &opts.service_cidr, "dev", &opts.link], None).await?;
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    // NodePorts on 127.0.0.1 (as kube-proxy's iptables mode and k3s answer there): packets
+    // from the host's loopback address may then be routed to the pods once DNATed. Like
+    // ip_forward, it stays set when the cluster stops: other clusters may rely on it.
+    std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1")
 }
 
 /// Removes the table and the cluster's interface (with its route) when dropped.
@@ -138,16 +145,44 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), crate::Error
             match run_cmd("nft", &["-f", "-"], Some(&text)).await {
                 Ok(()) => {
                     tracing::debug!(table = %opts.table, rules = text.lines().count(), "nftables rules applied");
-                    last = text;
                 }
-                // Kept for the next change; a broken ruleset is a bug worth seeing.
-                Err(e) => tracing::warn!(error = %e, "applying the nftables rules failed"),
+                Err(e) => {
+                    // One service's rules must never block the others': apply without the
+                    // services nft refuses.
+                    tracing::warn!(error = %e, "applying the nftables rules failed; retrying without the failing services");
+                    let accepted = without_refused(&sources.ports(), &sources.nodes(), &opts).await;
+                    let retry = ruleset(&accepted, &sources.nodes(), &opts);
+                    if let Err(e) = run_cmd("nft", &["-f", "-"], Some(&retry)).await {
+                        tracing::warn!(error = %e, "applying the nftables rules failed");
+                    }
+                }
             }
+            // Retried only when something changes: the same input fails the same way.
+            last = text;
         }
         if !sources.changed().await {
             return Ok(());
         }
     }
+}
+
+/// The ports of every service nft accepts together, adding one service at a time (checked
+/// with `nft -c`); each refused service is logged and left out.
+async fn without_refused(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Vec<ServicePort> {
+    let mut accepted: Vec<ServicePort> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let service = &ports[i].service;
+        let n = ports[i..].iter().take_while(|p| &p.service == service).count();
+        let mut trial = accepted.clone();
+        trial.extend_from_slice(&ports[i..i + n]);
+        match run_cmd("nft", &["-c", "-f", "-"], Some(&ruleset(&trial, nodes, opts))).await {
+            Ok(()) => accepted = trial,
+            Err(e) => tracing::warn!(%service, error = %e, "service left out of the nftables rules"),
+        }
+        i += n;
+    }
+    accepted
 }
 
 fn ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
@@ -173,6 +208,10 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
     let mut no_endpoints: Vec<String> = Vec::new();
     let mut no_node_endpoints: Vec<String> = Vec::new();
     let node_ips: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| ipv4(n.ip)).collect();
+    // A key of a map given twice makes nft refuse the whole table ("File exists"): the first
+    // service port to claim an address and port keeps it (the ports come sorted, and a
+    // LoadBalancer port a later Service also asks for is withheld from it by `services`).
+    let mut taken: HashSet<String> = HashSet::new();
     let pod_cidr_of: BTreeMap<&str, &str> = nodes
         .iter()
         .filter_map(|n| Some((n.name.as_str(), n.pod_cidr.as_deref()?)))
@@ -182,12 +221,16 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
             continue;
         };
         let proto = p.protocol.nft();
+        if !taken.insert(format!("{vip} . {proto} . {}", p.port)) {
+            continue;
+        }
         let usable: Vec<&Backend> = p.usable(None).into_iter().filter(|b| ipv4(b.ip).is_some()).collect();
         let svc = format!("svc-{i}");
         let ext_ports: Vec<u16> = p
             .node_port
             .into_iter()
             .chain(p.load_balancer.then_some(p.port))
+            .filter(|np| taken.insert(format!("{proto} . {np}")))
             .collect();
         if usable.is_empty() {
             no_endpoints.push(format!("{vip} . {proto} . {}", p.port));
@@ -257,6 +300,9 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
             let ext = format!("ext-{i}");
             let _ = writeln!(chains, "\tchain {ext} {{");
             if p.external_local {
+                // The host's own connections to 127.0.0.1 are masqueraded anyway: they take
+                // the cluster-wide policy (kube-proxy does the same for local traffic).
+                let _ = writeln!(chains, "\t\tip daddr {LOOPBACK} goto {svc}");
                 // Only the receiving node's pods, and the client's address kept.
                 for n in nodes {
                     let Some(ip) = ipv4(n.ip) else { continue };
@@ -328,7 +374,7 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
     );
     let _ = writeln!(
         out,
-        "\tchain nat-output {{ type nat hook output priority -100; policy accept; jump services; }}"
+        "\tchain nat-output {{ type nat hook output priority -100; policy accept; jump services; ip daddr {LOOPBACK} meta l4proto . th dport vmap @service-nodeports; }}"
     );
     let _ = writeln!(
         out,

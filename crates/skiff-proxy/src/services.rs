@@ -137,6 +137,9 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
             }
         }
     }
+    // A LoadBalancer port another Service holds stays pending (not served), as the status
+    // controller shows it.
+    let lbs = skiff_api::load_balancer::assign(services.iter().map(AsRef::as_ref));
     let mut out = Vec::new();
     for svc in services.iter().map(AsRef::as_ref) {
         let Some(spec) = &svc.spec else { continue };
@@ -154,6 +157,7 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
         }
         let ns = svc.namespace().unwrap_or_default();
         let name = svc.name_any();
+        let admitted = lbs.get(&format!("{ns}/{name}")) == Some(&skiff_api::load_balancer::Assignment::Admitted);
         let affinity_seconds = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
             spec.session_affinity_config
                 .as_ref()
@@ -179,7 +183,7 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
                 cluster_ip: Some(cluster_ip),
                 port,
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0),
-                load_balancer: ty == "LoadBalancer",
+                load_balancer: ty == "LoadBalancer" && admitted,
                 affinity_seconds,
                 external_local: spec.external_traffic_policy.as_deref() == Some("Local"),
                 internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),

@@ -2,6 +2,7 @@
 
 mod agent;
 mod bench;
+mod claim;
 mod up;
 
 use clap::{Parser, Subcommand};
