@@ -488,6 +488,68 @@ mod tests {
         );
     }
 
+    /// Two services asking for one NodePort-map key (a LoadBalancer port two Services share,
+    /// or a LoadBalancer port equal to another's NodePort) used to make nft refuse the whole
+    /// table ("File exists"): the first keeps the key, and every other rule stays.
+    #[test]
+    fn a_key_two_services_ask_for_goes_to_the_first() {
+        let mut a = port("a", &[("10.42.1.2", "n1", true)]);
+        a.load_balancer = true;
+        let mut b = port("b", &[("10.42.1.3", "n1", true)]);
+        b.cluster_ip = Some("10.43.0.6".parse().unwrap());
+        b.load_balancer = true;
+        b.node_port = Some(30081);
+        let mut c = port("c", &[]);
+        c.cluster_ip = Some("10.43.0.7".parse().unwrap());
+        c.node_port = Some(80);
+        let rules = ruleset(&[a, b, c], &nodes(), &opts());
+        let node_map = rules.lines().find(|l| l.contains("map service-nodeports")).unwrap();
+        assert_eq!(node_map.matches("tcp . 80 : goto").count(), 1, "{rules}");
+        assert!(node_map.contains("tcp . 80 : goto ext-0"), "{rules}");
+        assert!(
+            rules.contains("tcp . 30081 : goto ext-1"),
+            "b keeps its NodePort: {rules}"
+        );
+        assert!(
+            rules.contains("10.43.0.6 . tcp . 80 : goto svc-1"),
+            "b keeps its ClusterIP: {rules}"
+        );
+        assert!(
+            !rules.contains("elements = { tcp . 80 }"),
+            "c's port is a's, not rejected: {rules}"
+        );
+        nft_check(&rules);
+    }
+
+    /// NodePorts answer on the host's 127.0.0.1 too: DNAT in the output hook, and with
+    /// `externalTrafficPolicy: Local` the cluster-wide policy for the host's own clients.
+    #[test]
+    fn nodeports_answer_on_loopback() {
+        let mut p = port("web", &[("10.42.1.2", "n1", true)]);
+        p.external_local = true;
+        let rules = ruleset(&[p], &nodes(), &opts());
+        let output = rules.lines().find(|l| l.contains("chain nat-output")).unwrap();
+        assert!(
+            output.contains("ip daddr 127.0.0.1 meta l4proto . th dport vmap @service-nodeports"),
+            "{output}"
+        );
+        assert!(rules.contains("ip daddr 127.0.0.1 goto svc-0"), "{rules}");
+        nft_check(&rules);
+    }
+
+    fn nft_check(text: &str) {
+        let mut child = std::process::Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft (Debian package nftables) is installed");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// The kernel's own parser accepts what we write (`nft -c` checks without applying; CI
     /// runs as root with Debian's nftables installed).
     #[test]

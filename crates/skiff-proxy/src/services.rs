@@ -250,4 +250,28 @@ mod tests {
             "terminating but serving when nothing is ready"
         );
     }
+
+    /// A LoadBalancer port an older Service holds is not served for the later one (it stays
+    /// pending, as the status controller shows); its ClusterIP and NodePort still are.
+    #[test]
+    fn a_load_balancer_port_goes_to_the_oldest_service() {
+        let lb = |name: &str, created: &str, ip: &str, np: i32| -> std::sync::Arc<Service> {
+            std::sync::Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "default", "creationTimestamp": created},
+                    "spec": {"type": "LoadBalancer", "clusterIP": ip, "ports": [{"port": 80, "nodePort": np}]}
+                }))
+                .unwrap(),
+            )
+        };
+        let services = [
+            lb("a-new", "2024-01-02T00:00:00Z", "10.43.0.5", 30001),
+            lb("b-old", "2024-01-01T00:00:00Z", "10.43.0.6", 30002),
+        ];
+        let ports = build(&services, &[] as &[std::sync::Arc<EndpointSlice>]);
+        let by = |name: &str| ports.iter().find(|p| p.service == format!("default/{name}")).unwrap();
+        assert!(by("b-old").load_balancer);
+        assert!(!by("a-new").load_balancer);
+        assert_eq!(by("a-new").node_port, Some(30001));
+    }
 }
