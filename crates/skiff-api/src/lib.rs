@@ -4,6 +4,7 @@
 
 pub mod defaults;
 pub mod events;
+pub mod load_balancer;
 pub mod node_affinity;
 pub mod openapi;
 pub mod patch;

@@ -128,22 +128,15 @@ impl Running {
         local::client(self.server.clone())
     }
 
-    /// Stops serving and waits (up to 10 s) until the store is closed, so the data directory
-    /// can be opened again.
+    /// Stops serving, commits what the store has queued and closes it, so the data directory
+    /// can be opened again. References to the server that remain (clients of components not
+    /// yet dropped) see a closed store rather than delaying this.
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
         }
         self.server.cache.stop();
-        let store = self.server.store.clone();
-        drop(self);
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-        while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        // The last reference: dropping it here joins the store's writer and closes the file
-        // before this returns.
-        let _ = tokio::task::spawn_blocking(move || drop(store)).await;
+        self.server.store.close().await;
     }
 }
 

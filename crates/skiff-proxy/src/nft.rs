@@ -15,7 +15,7 @@
 //! that also holds the addresses the cluster serves itself (the DNS server's), so a service
 //! address that no rule takes never leaves the host.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::Stdio;
@@ -27,6 +27,9 @@ use crate::sources::{NodeAddr, Sources};
 
 /// The packet mark of connections to masquerade (kube-proxy's).
 const MASQ_MARK: &str = "0x4000";
+/// The host's loopback address, where NodePorts and LoadBalancer ports also answer to the
+/// host's own clients (`curl localhost:30080`).
+const LOOPBACK: &str = "127.0.0.1";
 
 /// What the nftables proxy needs to know about the cluster.
 #[derive(Debug, Clone)]
@@ -106,7 +109,11 @@ pub async fn setup(opts: &Options) -> std::io::Result<()> {
         run_cmd("ip", &["addr", "replace", &format!("{a}/32"), "dev", &opts.link], None).await?;
     }
     run_cmd("ip", &["route", "replace", &opts.service_cidr, "dev", &opts.link], None).await?;
-    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    // NodePorts on 127.0.0.1 (as kube-proxy's iptables mode and k3s answer there): packets
+    // from the host's loopback address may then be routed to the pods once DNATed. Like
+    // ip_forward, it stays set when the cluster stops: other clusters may rely on it.
+    std::fs::write("/proc/sys/net/ipv4/conf/all/route_localnet", "1")
 }
 
 /// Removes the table and the cluster's interface (with its route) when dropped.
@@ -138,16 +145,44 @@ pub async fn run(client: kube::Client, opts: Options) -> Result<(), crate::Error
             match run_cmd("nft", &["-f", "-"], Some(&text)).await {
                 Ok(()) => {
                     tracing::debug!(table = %opts.table, rules = text.lines().count(), "nftables rules applied");
-                    last = text;
                 }
-                // Kept for the next change; a broken ruleset is a bug worth seeing.
-                Err(e) => tracing::warn!(error = %e, "applying the nftables rules failed"),
+                Err(e) => {
+                    // One service's rules must never block the others': apply without the
+                    // services nft refuses.
+                    tracing::warn!(error = %e, "applying the nftables rules failed; retrying without the failing services");
+                    let accepted = without_refused(&sources.ports(), &sources.nodes(), &opts).await;
+                    let retry = ruleset(&accepted, &sources.nodes(), &opts);
+                    if let Err(e) = run_cmd("nft", &["-f", "-"], Some(&retry)).await {
+                        tracing::warn!(error = %e, "applying the nftables rules failed");
+                    }
+                }
             }
+            // Retried only when something changes: the same input fails the same way.
+            last = text;
         }
         if !sources.changed().await {
             return Ok(());
         }
     }
+}
+
+/// The ports of every service nft accepts together, adding one service at a time (checked
+/// with `nft -c`); each refused service is logged and left out.
+async fn without_refused(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Vec<ServicePort> {
+    let mut accepted: Vec<ServicePort> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let service = &ports[i].service;
+        let n = ports[i..].iter().take_while(|p| &p.service == service).count();
+        let mut trial = accepted.clone();
+        trial.extend_from_slice(&ports[i..i + n]);
+        match run_cmd("nft", &["-c", "-f", "-"], Some(&ruleset(&trial, nodes, opts))).await {
+            Ok(()) => accepted = trial,
+            Err(e) => tracing::warn!(%service, error = %e, "service left out of the nftables rules"),
+        }
+        i += n;
+    }
+    accepted
 }
 
 fn ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
@@ -173,6 +208,10 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
     let mut no_endpoints: Vec<String> = Vec::new();
     let mut no_node_endpoints: Vec<String> = Vec::new();
     let node_ips: Vec<Ipv4Addr> = nodes.iter().filter_map(|n| ipv4(n.ip)).collect();
+    // A key of a map given twice makes nft refuse the whole table ("File exists"): the first
+    // service port to claim an address and port keeps it (the ports come sorted, and a
+    // LoadBalancer port a later Service also asks for is withheld from it by `services`).
+    let mut taken: HashSet<String> = HashSet::new();
     let pod_cidr_of: BTreeMap<&str, &str> = nodes
         .iter()
         .filter_map(|n| Some((n.name.as_str(), n.pod_cidr.as_deref()?)))
@@ -182,12 +221,16 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
             continue;
         };
         let proto = p.protocol.nft();
+        if !taken.insert(format!("{vip} . {proto} . {}", p.port)) {
+            continue;
+        }
         let usable: Vec<&Backend> = p.usable(None).into_iter().filter(|b| ipv4(b.ip).is_some()).collect();
         let svc = format!("svc-{i}");
         let ext_ports: Vec<u16> = p
             .node_port
             .into_iter()
             .chain(p.load_balancer.then_some(p.port))
+            .filter(|np| taken.insert(format!("{proto} . {np}")))
             .collect();
         if usable.is_empty() {
             no_endpoints.push(format!("{vip} . {proto} . {}", p.port));
@@ -257,6 +300,9 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
             let ext = format!("ext-{i}");
             let _ = writeln!(chains, "\tchain {ext} {{");
             if p.external_local {
+                // The host's own connections to 127.0.0.1 are masqueraded anyway: they take
+                // the cluster-wide policy (kube-proxy does the same for local traffic).
+                let _ = writeln!(chains, "\t\tip daddr {LOOPBACK} goto {svc}");
                 // Only the receiving node's pods, and the client's address kept.
                 for n in nodes {
                     let Some(ip) = ipv4(n.ip) else { continue };
@@ -328,7 +374,7 @@ pub fn ruleset(ports: &[ServicePort], nodes: &[NodeAddr], opts: &Options) -> Str
     );
     let _ = writeln!(
         out,
-        "\tchain nat-output {{ type nat hook output priority -100; policy accept; jump services; }}"
+        "\tchain nat-output {{ type nat hook output priority -100; policy accept; jump services; ip daddr {LOOPBACK} meta l4proto . th dport vmap @service-nodeports; }}"
     );
     let _ = writeln!(
         out,
@@ -440,6 +486,68 @@ mod tests {
             rules.contains("ip daddr 10.42.1.1 numgen random mod 1 vmap { 0 : goto sep-0-0 }"),
             "only node n1's pod for traffic to n1: {rules}"
         );
+    }
+
+    /// Two services asking for one NodePort-map key (a LoadBalancer port two Services share,
+    /// or a LoadBalancer port equal to another's NodePort) used to make nft refuse the whole
+    /// table ("File exists"): the first keeps the key, and every other rule stays.
+    #[test]
+    fn a_key_two_services_ask_for_goes_to_the_first() {
+        let mut a = port("a", &[("10.42.1.2", "n1", true)]);
+        a.load_balancer = true;
+        let mut b = port("b", &[("10.42.1.3", "n1", true)]);
+        b.cluster_ip = Some("10.43.0.6".parse().unwrap());
+        b.load_balancer = true;
+        b.node_port = Some(30081);
+        let mut c = port("c", &[]);
+        c.cluster_ip = Some("10.43.0.7".parse().unwrap());
+        c.node_port = Some(80);
+        let rules = ruleset(&[a, b, c], &nodes(), &opts());
+        let node_map = rules.lines().find(|l| l.contains("map service-nodeports")).unwrap();
+        assert_eq!(node_map.matches("tcp . 80 : goto").count(), 1, "{rules}");
+        assert!(node_map.contains("tcp . 80 : goto ext-0"), "{rules}");
+        assert!(
+            rules.contains("tcp . 30081 : goto ext-1"),
+            "b keeps its NodePort: {rules}"
+        );
+        assert!(
+            rules.contains("10.43.0.6 . tcp . 80 : goto svc-1"),
+            "b keeps its ClusterIP: {rules}"
+        );
+        assert!(
+            !rules.contains("elements = { tcp . 80 }"),
+            "c's port is a's, not rejected: {rules}"
+        );
+        nft_check(&rules);
+    }
+
+    /// NodePorts answer on the host's 127.0.0.1 too: DNAT in the output hook, and with
+    /// `externalTrafficPolicy: Local` the cluster-wide policy for the host's own clients.
+    #[test]
+    fn nodeports_answer_on_loopback() {
+        let mut p = port("web", &[("10.42.1.2", "n1", true)]);
+        p.external_local = true;
+        let rules = ruleset(&[p], &nodes(), &opts());
+        let output = rules.lines().find(|l| l.contains("chain nat-output")).unwrap();
+        assert!(
+            output.contains("ip daddr 127.0.0.1 meta l4proto . th dport vmap @service-nodeports"),
+            "{output}"
+        );
+        assert!(rules.contains("ip daddr 127.0.0.1 goto svc-0"), "{rules}");
+        nft_check(&rules);
+    }
+
+    fn nft_check(text: &str) {
+        let mut child = std::process::Command::new("nft")
+            .args(["-c", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("nft (Debian package nftables) is installed");
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// The kernel's own parser accepts what we write (`nft -c` checks without applying; CI

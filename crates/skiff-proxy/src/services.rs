@@ -137,6 +137,9 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
             }
         }
     }
+    // A LoadBalancer port another Service holds stays pending (not served), as the status
+    // controller shows it.
+    let lbs = skiff_api::load_balancer::assign(services.iter().map(AsRef::as_ref));
     let mut out = Vec::new();
     for svc in services.iter().map(AsRef::as_ref) {
         let Some(spec) = &svc.spec else { continue };
@@ -154,6 +157,7 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
         }
         let ns = svc.namespace().unwrap_or_default();
         let name = svc.name_any();
+        let admitted = lbs.get(&format!("{ns}/{name}")) == Some(&skiff_api::load_balancer::Assignment::Admitted);
         let affinity_seconds = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
             spec.session_affinity_config
                 .as_ref()
@@ -179,7 +183,7 @@ pub fn build(services: &[impl AsRef<Service>], slices: &[impl AsRef<EndpointSlic
                 cluster_ip: Some(cluster_ip),
                 port,
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0),
-                load_balancer: ty == "LoadBalancer",
+                load_balancer: ty == "LoadBalancer" && admitted,
                 affinity_seconds,
                 external_local: spec.external_traffic_policy.as_deref() == Some("Local"),
                 internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
@@ -245,5 +249,29 @@ mod tests {
             vec!["10.42.2.2"],
             "terminating but serving when nothing is ready"
         );
+    }
+
+    /// A LoadBalancer port an older Service holds is not served for the later one (it stays
+    /// pending, as the status controller shows); its ClusterIP and NodePort still are.
+    #[test]
+    fn a_load_balancer_port_goes_to_the_oldest_service() {
+        let lb = |name: &str, created: &str, ip: &str, np: i32| -> std::sync::Arc<Service> {
+            std::sync::Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": "default", "creationTimestamp": created},
+                    "spec": {"type": "LoadBalancer", "clusterIP": ip, "ports": [{"port": 80, "nodePort": np}]}
+                }))
+                .unwrap(),
+            )
+        };
+        let services = [
+            lb("a-new", "2024-01-02T00:00:00Z", "10.43.0.5", 30001),
+            lb("b-old", "2024-01-01T00:00:00Z", "10.43.0.6", 30002),
+        ];
+        let ports = build(&services, &[] as &[std::sync::Arc<EndpointSlice>]);
+        let by = |name: &str| ports.iter().find(|p| p.service == format!("default/{name}")).unwrap();
+        assert!(by("b-old").load_balancer);
+        assert!(!by("a-new").load_balancer);
+        assert_eq!(by("a-new").node_port, Some(30001));
     }
 }

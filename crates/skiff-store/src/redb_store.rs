@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use parking_lot::{Mutex, RwLock};
+
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -49,10 +51,11 @@ const INITIAL_REVISION: i64 = 1;
 
 /// The embedded store: a redb file written by one writer thread with group commit.
 pub struct RedbStore {
-    db: Arc<Database>,
+    /// `None` once closed: dropping the last `Database` releases the file lock.
+    db: RwLock<Option<Arc<Database>>>,
     hub: Arc<Hub>,
-    tx: Option<mpsc::Sender<Request>>,
-    writer: Option<JoinHandle<()>>,
+    tx: RwLock<Option<mpsc::Sender<Request>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
     commits: Arc<AtomicU64>,
 }
 
@@ -100,10 +103,10 @@ impl RedbStore {
                 .spawn(move || writer::run(db, hub, rx, max_batch, commits))?
         };
         Ok(Arc::new(RedbStore {
-            db,
+            db: RwLock::new(Some(db)),
             hub,
-            tx: Some(tx),
-            writer: Some(writer),
+            tx: RwLock::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
             commits,
         }))
     }
@@ -118,8 +121,26 @@ impl RedbStore {
         self.hub.watcher_count()
     }
 
+    /// The database, unless closed.
+    fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.db.read().clone().ok_or(StoreError::Closed)
+    }
+
+    /// Stops taking transactions, lets the writer commit what is queued, and closes the
+    /// file (once reads in flight finish), however many references to the store remain.
+    fn close_blocking(&self) {
+        self.tx.write().take();
+        let writer = self.writer.lock().take();
+        if let Some(writer) = writer {
+            if writer.join().is_err() {
+                tracing::error!("store writer thread panicked");
+            }
+        }
+        self.db.write().take();
+    }
+
     fn get_blocking(&self, key: &str) -> Result<Option<KeyValue>, StoreError> {
-        let rtx = self.db.begin_read()?;
+        let rtx = self.db()?.begin_read()?;
         let table = rtx.open_table(KV)?;
         let record = table.get(key)?;
         record.map(|r| writer::decode(key, r.value())).transpose()
@@ -172,10 +193,11 @@ impl Store for RedbStore {
         start_after: Option<&str>,
         limit: usize,
     ) -> BoxFuture<'_, Result<RangeResponse, StoreError>> {
-        let db = self.db.clone();
+        let db = self.db();
         let prefix = prefix.to_owned();
         let start_after = start_after.map(str::to_owned);
         async move {
+            let db = db?;
             // A range may read many megabytes; keep it off the async workers.
             tokio::task::spawn_blocking(move || range_blocking(&db, &prefix, start_after.as_deref(), limit))
                 .await
@@ -186,7 +208,7 @@ impl Store for RedbStore {
 
     fn txn(&self, txn: Txn) -> BoxFuture<'_, Result<TxnResponse, StoreError>> {
         async move {
-            let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+            let tx = self.tx.read().clone().ok_or(StoreError::Closed)?;
             let (reply, answer) = oneshot::channel();
             tx.send(Request { txn, reply }).await.map_err(|_| StoreError::Closed)?;
             answer.await.map_err(|_| StoreError::Closed)?
@@ -205,17 +227,28 @@ impl Store for RedbStore {
     fn compact(&self, revision: i64) -> BoxFuture<'_, Result<(), StoreError>> {
         futures::future::ready(self.hub.compact(revision)).boxed()
     }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        self.tx.write().take();
+        self.db.write().take();
+        let writer = self.writer.lock().take();
+        async move {
+            // Joining the writer waits for its last fsync (it holds the file until then): off
+            // the async workers.
+            if let Some(writer) = writer {
+                let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+                if !matches!(joined, Ok(Ok(()))) {
+                    tracing::error!("store writer thread panicked");
+                }
+            }
+        }
+        .boxed()
+    }
 }
 
 impl Drop for RedbStore {
     fn drop(&mut self) {
-        // Closing the queue lets the writer finish what is queued; joining it releases the file lock.
-        self.tx.take();
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("store writer thread panicked");
-            }
-        }
+        self.close_blocking();
     }
 }
 

@@ -35,6 +35,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Forgets watch history before `revision`: watches from older revisions then fail with `Compacted`.
     fn compact(&self, revision: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Commits what is queued and closes the backend now, whoever still holds a reference:
+    /// later calls fail with `Closed`. The default does nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(futures::future::ready(()))
+    }
 }
 
 /// A stream of watch events.

@@ -4,6 +4,7 @@ mod agent;
 mod bench;
 mod errors;
 mod kubeconfig;
+mod claim;
 mod up;
 mod up_nodes;
 

@@ -142,7 +142,7 @@ pub fn spawn_controllers(components: &mut Components, informers: &Informers) {
 /// Starts the API server and the components, and waits for Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let heartbeat = crate::up_nodes::Heartbeat::for_grace_period(args.node_monitor_grace_period)?;
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let network = match args.network {
         Some(Network::Bridge) => {
             if let Some(what) = bridge_missing() {
@@ -161,10 +161,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             }
         },
     };
-    let service_cidr = args.service_cidr.unwrap_or(match network {
-        Network::Bridge => ServiceCidr::BRIDGE,
-        Network::Host => ServiceCidr::HOST,
-    });
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&data_dir).unwrap_or(data_dir);
+    let id = cluster_id(&data_dir);
+    let mut claim = crate::claim::lock_data_dir(&data_dir)?;
+    let holdings = crate::claim::register(&mut claim, &id, &data_dir, |live| {
+        holdings(&args, network, &id, &data_dir, live)
+    })?;
+    let service_cidr = holdings.service_cidr;
     let cfg = skiff_apiserver::Config {
         listen: args.listen,
         service_cidr,
@@ -206,7 +210,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             .context("node IPAM controller")
     });
     let c = client.clone();
-    let id = cluster_id(&data_dir);
     // The address the cluster's own services (the DNS server) listen on in bridge networking.
     let cluster_addr = args.cluster_cidr.nth(1);
     let dns_listen = match network {
@@ -239,7 +242,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
     let dns = skiff_proxy::dns::start(client.clone(), dns_opts)
         .await
-        .context("starting the cluster DNS")?;
+        .map_err(|e| anyhow::anyhow!("starting the cluster DNS: {e}"))?;
     let dns_addr = dns.addrs().first().copied().context("the cluster DNS has no address")?;
     skiff_proxy::dns::publish(&client, service_cidr.dns().into(), dns_addr)
         .await
@@ -323,6 +326,58 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     // Node agents stop their containers when their tasks end.
     components.shutdown().await;
+    tracing::debug!("components stopped");
     running.shutdown().await;
+    tracing::debug!("store closed");
+    drop(claim);
     Ok(())
+}
+
+/// The ranges and host objects this cluster takes, or the one-line refusal naming the live
+/// cluster that holds one of them. Host networking without `--service-cidr` takes the first
+/// loopback range no live cluster uses.
+fn holdings(
+    args: &UpArgs,
+    network: Network,
+    id: &str,
+    data_dir: &std::path::Path,
+    live: &[crate::claim::Live],
+) -> anyhow::Result<crate::claim::Holdings> {
+    use crate::claim::{free_loopback_range, in_use, Holdings};
+    let service_cidr = match (args.service_cidr, network) {
+        (Some(c), _) => c,
+        (None, Network::Bridge) => ServiceCidr::BRIDGE,
+        (None, Network::Host) => free_loopback_range(live)
+            .ok_or_else(|| anyhow::anyhow!("every loopback service range is in use; choose one with --service-cidr"))?,
+    };
+    let ours = match network {
+        Network::Bridge => Holdings {
+            cluster_cidr: Some(args.cluster_cidr),
+            service_cidr,
+            table: Some(format!("skiff-{id}")),
+            links: std::iter::once(format!("skd{id}"))
+                .chain((1..=args.nodes).map(|i| {
+                    let name = format!("skiff-node-{i}");
+                    let dir = data_dir.join("nodes").join(&name);
+                    skiff_agent::process::bridge_name(&skiff_agent::process::ProcessOptions::new(&name, dir))
+                }))
+                .collect(),
+        },
+        Network::Host => Holdings {
+            cluster_cidr: None,
+            service_cidr,
+            table: None,
+            links: Vec::new(),
+        },
+    };
+    for l in live {
+        if let Some(range) = ours.conflict(&l.holdings) {
+            let flags = match network {
+                Network::Bridge => "--cluster-cidr and --service-cidr",
+                Network::Host => "--service-cidr",
+            };
+            return Err(in_use(range, l, flags));
+        }
+    }
+    Ok(ours)
 }

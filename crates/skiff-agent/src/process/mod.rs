@@ -310,6 +310,13 @@ pub async fn run(client: Client, mut opts: ProcessOptions) -> Result<(), Error> 
     }
 }
 
+/// The bridge interface a node agent with these options makes in bridge networking, so the
+/// cluster can record what it holds on the host.
+pub fn bridge_name(opts: &ProcessOptions) -> String {
+    let any = network::BridgeOptions::new((std::net::Ipv4Addr::UNSPECIFIED, 24));
+    network::Bridge::new(any, &cgroup_name(opts), &opts.data_dir).name
+}
+
 /// `<node>-<hash of the data directory>`: stable across restarts of one agent, distinct
 /// between agents.
 fn cgroup_name(opts: &ProcessOptions) -> String {

@@ -360,6 +360,24 @@ impl Server {
         self.kill();
     }
 
+    /// Sends SIGTERM and waits (up to `limit`) for the server to exit; returns how long it
+    /// took, or `None` (after SIGKILL) when it did not exit in time.
+    pub fn terminate(&mut self, limit: Duration) -> Option<Duration> {
+        let c = self.child.as_mut()?;
+        let start = Instant::now();
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        let mut took = None;
+        while start.elapsed() < limit {
+            if c.try_wait().ok().flatten().is_some() {
+                took = Some(start.elapsed());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
+        took
+    }
+
     /// Sends SIGKILL to the server process (the child this harness spawned) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut w) = self.watchdog.take() {
