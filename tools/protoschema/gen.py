@@ -248,7 +248,7 @@ def main():
         "/// Every message reachable from a kind, sorted by name; fields sorted by tag.",
         "pub(super) static MESSAGES: &[Message] = &[",
     ]
-    unmatched, seen = 0, set()
+    unmatched, seen, orders = 0, set(), []
     pointers = {p.lower() for p in POINTER_FIELDS}
     for name in sorted(keep):
         module, struct = name.rsplit(".", 1)
@@ -270,6 +270,16 @@ def main():
             flags = "R" if repeated else ("K" if required or pointer_key in pointers else "P")
             out.append('        f(%d, "%s", %s, %s),' % (tag, json, ty, flags))
         out.append("    ] },")
+        # prost keeps the .proto's field order, which go-to-protobuf writes in Go struct order: the order
+        # encoding/json writes the fields in.
+        by_tag = [tag for tag, _, _, _ in sorted(messages[name])]
+        orders.append([by_tag.index(tag) for tag, _, _, _ in messages[name]])
+    out.append("];")
+    out.append("")
+    out.append("/// For each message of MESSAGES (same index): its fields' indices in Go struct order.")
+    out.append("pub(super) static GO_ORDER: &[&[u8]] = &[")
+    for order in orders:
+        out.append("    &[%s]," % ", ".join(str(i) for i in order))
     out.append("];")
     out.append("")
     out.append("/// Top-level kinds: (apiVersion, kind) -> message, sorted.")

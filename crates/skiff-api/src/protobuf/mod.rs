@@ -8,6 +8,7 @@
 
 mod decode;
 mod error;
+mod go_order;
 mod schema;
 mod special;
 mod table;
@@ -18,3 +19,4 @@ mod tests;
 
 pub use decode::decode;
 pub use error::ProtoError;
+pub use go_order::{to_vec_ordered, Ordered};
