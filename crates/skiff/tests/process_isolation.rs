@@ -188,7 +188,10 @@ spec:
     assert!(!Path::new(&top).exists(), "{top} was made on the host");
     assert!(!Path::new(&share).exists(), "{share} was made on the host");
     // Exec sees the pod's view; the host's root is still the pod's root.
-    assert_eq!(s.k().ok(&["exec", "deep", "--", "cat", &format!("{deep}/f")]).trim(), "stored");
+    assert_eq!(
+        s.k().ok(&["exec", "deep", "--", "cat", &format!("{deep}/f")]).trim(),
+        "stored"
+    );
     s.k().ok(&["exec", "deep", "--", "test", "-d", "/proc/self"]);
     s.k().ok(&["delete", "pod", "deep", "--grace-period=1"]);
     assert!(!Path::new(&top).exists(), "{top} remains on the host");
