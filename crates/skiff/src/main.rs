@@ -2,9 +2,9 @@
 
 mod agent;
 mod bench;
+mod claim;
 mod errors;
 mod kubeconfig;
-mod claim;
 mod up;
 mod up_nodes;
 
