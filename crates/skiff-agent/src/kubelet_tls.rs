@@ -203,14 +203,14 @@ fn text(status: StatusCode, msg: String) -> Response {
 /// upstream kubelet's authentication and authorization filter: 401 `Unauthorized` without
 /// credentials; 403 `Forbidden (user=…, verb=…, resource=nodes, subresource=proxy)` for a
 /// user other than the API server (every path here is `proxy` in kubelet's attributes).
-fn access<B>(peer: Option<&User>, req: &http::Request<B>) -> Result<User, Response> {
+fn access<B>(peer: Option<&User>, req: &http::Request<B>) -> Result<User, (StatusCode, String)> {
     let Some(user) = authenticate(peer, req.headers()) else {
         tracing::debug!(path = %req.uri().path(), "kubelet API: unauthenticated request refused");
-        return Err(text(StatusCode::UNAUTHORIZED, "Unauthorized".into()));
+        return Err((StatusCode::UNAUTHORIZED, "Unauthorized".into()));
     };
     if user.name != KUBELET_CLIENT_CN {
         tracing::debug!(user = %user.name, "kubelet API: user not allowed");
-        return Err(text(
+        return Err((
             StatusCode::FORBIDDEN,
             format!(
                 "Forbidden (user={}, verb={}, resource=nodes, subresource=proxy)",
@@ -263,7 +263,7 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
                 let (app, peer) = (app.clone(), peer.clone());
                 async move {
                     match access(peer.as_ref(), &req) {
-                        Err(refused) => Ok::<_, Infallible>(refused),
+                        Err((status, msg)) => Ok::<_, Infallible>(text(status, msg)),
                         Ok(user) => {
                             req.extensions_mut().insert(user);
                             app.oneshot(req.map(Body::new)).await
@@ -323,13 +323,16 @@ mod tests {
     fn only_the_api_server_is_allowed() {
         let req = http::Request::post("/exec/ns/p/c").body(()).unwrap();
         let r = access(None, &req).unwrap_err();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(r, (StatusCode::UNAUTHORIZED, "Unauthorized".to_string()));
         let bob = User {
             name: "bob".into(),
             groups: vec![],
         };
         let r = access(Some(&bob), &req).unwrap_err();
-        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            r.1,
+            "Forbidden (user=bob, verb=create, resource=nodes, subresource=proxy)"
+        );
         let api = User {
             name: KUBELET_CLIENT_CN.into(),
             groups: vec![KUBELET_CLIENT_GROUP.into()],

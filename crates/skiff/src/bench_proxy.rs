@@ -193,6 +193,10 @@ pub async fn run(opts: Opts) -> anyhow::Result<String> {
     let c = client.clone();
     components.spawn(async move { skiff_scheduler::run(c, Default::default()).await.context("scheduler") });
     let mut node = skiff_agent::process::ProcessOptions::new("bench-node", dir.join("node"));
+    node.cluster_ca = Some(skiff_agent::kubelet_tls::ClusterCa {
+        cert_pem: running.ca_pem.clone(),
+        key_pem: Some(running.ca_key_pem.clone()),
+    });
     let c = client.clone();
     if opts.bridge {
         node.bridge = Some(skiff_agent::process::network::BridgeOptions::new((

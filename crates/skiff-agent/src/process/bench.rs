@@ -91,6 +91,10 @@ pub async fn run(opts: BenchOpts) -> Result<String, Error> {
     });
     let mut node = ProcessOptions::new("bench-node", tmp.path().join("node"));
     node.pods = Some(opts.pods as u32 + 10);
+    node.cluster_ca = Some(crate::kubelet_tls::ClusterCa {
+        cert_pem: running.ca_pem.clone(),
+        key_pem: Some(running.ca_key_pem.clone()),
+    });
     let c = client.clone();
     tasks.spawn(async move {
         if let Err(e) = super::run(c, node).await {
