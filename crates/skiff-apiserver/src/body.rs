@@ -1,6 +1,7 @@
 //! Request bodies: size limit, read deadline, and decoding JSON, YAML and protobuf into JSON
 //! values.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -41,7 +42,7 @@ fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
 /// Reads the whole body, refusing more than [`MAX_BODY`] bytes with 413 (at once when the
 /// declared length is larger) and a body not sent in time with 408.
 pub async fn read(body: Body) -> ApiResult<bytes::Bytes> {
-    if body.size_hint().lower() > MAX_BODY as u64 {
+    if http_body::Body::size_hint(&body).lower() > MAX_BODY as u64 {
         return Err(too_large());
     }
     match Limited::new(body, MAX_BODY).collect().await {

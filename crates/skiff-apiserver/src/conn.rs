@@ -161,7 +161,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let busy = self.activity.begin();
         let (parts, body) = req.into_parts();
-        let (tx, rx) = oneshot::channel();
+        let (tx, mut rx) = oneshot::channel();
         let body = GuardedBody::new(Body::new(body), Instant::now() + self.body_read_timeout, tx);
         let mut req = Request::from_parts(parts, Body::new(body));
         req.extensions_mut().insert(self.inflight.clone());
