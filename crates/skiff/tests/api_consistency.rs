@@ -184,6 +184,7 @@ fn paged_lists_are_one_snapshot_and_gone_after_history() {
     let cont = page["metadata"]["continue"].as_str().unwrap().to_string();
     let old_rv = rv_of(&page["metadata"]);
     create(&srv, &token, "p5", "p5");
+    srv.kill();
     srv.restart();
     let (code, gone) = get(
         &srv,
@@ -241,7 +242,7 @@ fn bodies_are_in_go_field_order() {
         "{list}"
     );
     assert!(
-        list.contains(r#""items":[{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"o""#),
+        list.contains(r#"},{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"o""#),
         "{list}"
     );
     let (_, watch) = srv.curl(
