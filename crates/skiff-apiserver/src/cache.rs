@@ -112,11 +112,11 @@ impl WatchEvent {
                 struct Line<'a> {
                     #[serde(rename = "type")]
                     kind: &'a str,
-                    object: &'a Value,
+                    object: skiff_api::protobuf::Ordered<'a>,
                 }
                 let mut v = serde_json::to_vec(&Line {
                     kind: self.kind.as_str(),
-                    object: &self.object,
+                    object: skiff_api::protobuf::Ordered::object(&self.object),
                 })
                 .unwrap_or_default();
                 v.push(b'\n');
@@ -140,7 +140,9 @@ struct Entry {
 impl Entry {
     fn new(obj: &Arc<Value>, revision: i64, keep_parsed: bool) -> Entry {
         Entry {
-            json: Bytes::from(serde_json::to_vec(&**obj).unwrap_or_default()),
+            // In Go field order, as kube-apiserver writes objects: every LIST, GET and WATCH
+            // copies these bytes.
+            json: Bytes::from(skiff_api::protobuf::to_vec_ordered(obj)),
             revision,
             recent: keep_parsed.then(|| obj.clone()),
         }
@@ -191,6 +193,26 @@ pub fn decode_kv(kv: &KeyValue, revision: i64) -> Option<Value> {
         meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
     }
     Some(v)
+}
+
+/// The revision a resource's current objects are a snapshot of: the cache's, or that of the
+/// resource's last applied event when the cache revision has not been bumped past it yet.
+fn snapshot_revision(rc: &ResourceCache, cache_revision: i64) -> i64 {
+    rc.history
+        .back()
+        .map_or(cache_revision, |e| e.revision.max(cache_revision))
+}
+
+/// Objects under `prefix` from key `from` on (inclusive), in key order.
+fn range<'a>(
+    objects: &'a BTreeMap<String, Entry>,
+    prefix: &'a str,
+    from: Option<&'a str>,
+) -> impl Iterator<Item = (&'a String, &'a Entry)> {
+    let start = from.filter(|f| *f > prefix).unwrap_or(prefix);
+    objects
+        .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
 /// The resource prefix (`/registry/<group>/<plural>/`) of a store key.
@@ -439,6 +461,11 @@ impl Cache {
         entry.value()
     }
 
+    /// One object by store key, serialized as cached (nothing is parsed).
+    pub fn get_raw(&self, def: &ResourceDef, key: &str) -> Option<Bytes> {
+        Some(self.rc(def).read().objects.get(key)?.json.clone())
+    }
+
     /// Whether an object exists at a store key (nothing is parsed).
     pub fn contains(&self, def: &ResourceDef, key: &str) -> bool {
         self.rc(def).read().objects.contains_key(key)
@@ -461,21 +488,67 @@ impl Cache {
         (items, rev)
     }
 
-    /// Like [`Cache::list`], with the objects serialized as stored (nothing is parsed).
-    pub fn list_raw(&self, def: &ResourceDef, prefix: &str, start_after: Option<&str>) -> (Vec<(String, Bytes)>, i64) {
+    /// Like [`Cache::list`], with the objects serialized as stored (nothing is parsed); `from`
+    /// is the first key to include (a continue token's start), not the last one seen.
+    pub fn list_raw(&self, def: &ResourceDef, prefix: &str, from: Option<&str>) -> (Vec<(String, Bytes)>, i64) {
         let rc = self.rc(def).read();
-        let rev = self.revision();
-        let start = match start_after {
-            Some(s) => std::ops::Bound::Excluded(s),
-            None => std::ops::Bound::Included(prefix),
-        };
-        let items = rc
-            .objects
-            .range::<str, _>((start, std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
+        let rev = snapshot_revision(&rc, self.revision());
+        let items = range(&rc.objects, prefix, from)
             .map(|(k, e)| (k.clone(), e.json.clone()))
             .collect();
         (items, rev)
+    }
+
+    /// Like [`Cache::list_raw`], as of revision `at`: the current objects with every later
+    /// change undone from the event history. `Err(oldest)` when the history no longer reaches
+    /// back to `at`. A revision the cache has not reached yet reads the current state (callers
+    /// wait for it first).
+    pub fn list_raw_at(
+        &self,
+        def: &ResourceDef,
+        prefix: &str,
+        from: Option<&str>,
+        at: i64,
+    ) -> Result<(Vec<(String, Bytes)>, i64), i64> {
+        let rc = self.rc(def).read();
+        let rev = snapshot_revision(&rc, self.revision());
+        if at >= rev {
+            let items = range(&rc.objects, prefix, from)
+                .map(|(k, e)| (k.clone(), e.json.clone()))
+                .collect();
+            return Ok((items, rev));
+        }
+        if at < rc.history_from {
+            return Err(rc.history_from);
+        }
+        // Walking the history newest first, the last `prev` seen for a key is its state at `at`
+        // (None: it did not exist then).
+        let mut undo: BTreeMap<&str, Option<&Bytes>> = BTreeMap::new();
+        for ev in rc.history.iter().rev().take_while(|e| e.revision > at) {
+            if ev.key.starts_with(prefix) && from.is_none_or(|f| ev.key.as_str() >= f) {
+                undo.insert(&ev.key, ev.prev.as_ref().map(|p| &p.json));
+            }
+        }
+        let mut items = Vec::new();
+        let mut undo = undo.into_iter().peekable();
+        for (k, e) in range(&rc.objects, prefix, from) {
+            while let Some((uk, old)) = undo.next_if(|(uk, _)| *uk < k.as_str()) {
+                if let Some(old) = old {
+                    items.push((uk.to_string(), old.clone()));
+                }
+            }
+            match undo.next_if(|(uk, _)| *uk == k.as_str()) {
+                Some((_, Some(old))) => items.push((k.clone(), old.clone())),
+                Some((_, None)) => {}
+                None => items.push((k.clone(), e.json.clone())),
+            }
+        }
+        for (uk, old) in undo {
+            if let Some(old) = old {
+                items.push((uk.to_string(), old.clone()));
+            }
+        }
+        Ok((items, at))
     }
 
     /// Number of objects of a resource under a prefix (cheap existence checks).
@@ -566,6 +639,46 @@ mod tests {
         kinds.sort_by_key(|k| k.as_str());
         assert_eq!(kinds, vec![EventKind::Added, EventKind::Deleted]);
         assert_eq!(cache.revision(), rev2);
+    }
+
+    #[tokio::test]
+    async fn lists_at_an_old_revision_undo_later_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path().join("s.redb")).unwrap();
+        let def = registry::find("", "v1", "configmaps").unwrap();
+        let key = |n: &str| def.key(Some("a"), n);
+        let start = txn(&store, vec![put(&key("x"), "x")]).await;
+        let cache = Cache::start(store.clone()).await.unwrap();
+        let r1 = txn(&store, vec![put(&key("y"), "y")]).await;
+        let r2 = txn(&store, vec![put(&key("x"), "x"), Op::Delete { key: key("y") }]).await;
+        let r3 = txn(&store, vec![put(&key("w"), "w"), put(&key("z"), "z")]).await;
+        cache.wait_for(r3).await;
+        let prefix = def.namespace_prefix(Some("a"));
+        let at = |rev: i64, from: Option<&str>| -> Result<Vec<(String, i64)>, i64> {
+            let (items, got) = cache.list_raw_at(def, &prefix, from, rev)?;
+            assert_eq!(got, rev.max(start));
+            Ok(items
+                .into_iter()
+                .map(|(k, json)| {
+                    let v: Value = serde_json::from_slice(&json).unwrap();
+                    let rv = v["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+                    (k.rsplit('/').next().unwrap().to_string(), rv)
+                })
+                .collect())
+        };
+        let s = |v: &[(&str, i64)]| v.iter().map(|(k, r)| (k.to_string(), *r)).collect::<Vec<_>>();
+        assert_eq!(at(r1, None).unwrap(), s(&[("x", start), ("y", r1)]));
+        assert_eq!(at(r2, None).unwrap(), s(&[("x", r2)]));
+        assert_eq!(at(r3, None).unwrap(), s(&[("w", r3), ("x", r2), ("z", r3)]));
+        assert_eq!(at(start, None).unwrap(), s(&[("x", start)]));
+        let from = key("x");
+        assert_eq!(at(r1, Some(&from)).unwrap(), s(&[("x", start), ("y", r1)]));
+        let after_x = format!("{}\u{0}", key("x"));
+        assert_eq!(at(r1, Some(&after_x)).unwrap(), s(&[("y", r1)]));
+        // Before the cache started, nothing is known.
+        assert_eq!(at(start - 1, None), Err(start));
+        // The current snapshot carries the revision of its last change.
+        assert_eq!(cache.list_raw(def, &prefix, None).1, r3);
     }
 
     #[test]

@@ -220,7 +220,8 @@ impl From<skiff_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.to_status()).unwrap_or_default();
+        // Field order as kube-apiserver writes a Status (clients compare messages byte for byte).
+        let body = skiff_api::protobuf::to_vec_ordered(&self.to_status());
         let mut resp = (
             StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             body,

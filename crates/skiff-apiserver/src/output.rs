@@ -66,8 +66,8 @@ pub fn json_response(code: StatusCode, body: &impl serde::Serialize, warnings: &
 }
 
 /// A response with an already serialized JSON body.
-pub fn bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
-    let mut resp = (code, body).into_response();
+pub fn bytes_response(code: StatusCode, body: impl Into<bytes::Bytes>) -> Response {
+    let mut resp = (code, body.into()).into_response();
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
@@ -176,7 +176,7 @@ pub fn object_response(
     warnings: &[String],
 ) -> Response {
     match format {
-        Format::Json => json_response(code, obj, warnings),
+        Format::Json => json_response(code, &skiff_api::protobuf::Ordered::object(obj), warnings),
         Format::Metadata => json_response(code, &partial(obj), warnings),
         Format::Table(include) => {
             let rv = obj["metadata"]["resourceVersion"].clone();

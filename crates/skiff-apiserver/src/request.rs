@@ -33,6 +33,8 @@ pub struct Query {
     pub continue_: Option<String>,
     /// `resourceVersion`.
     pub resource_version: Option<String>,
+    /// `resourceVersionMatch` (lists): Exact or NotOlderThan.
+    pub resource_version_match: Option<String>,
     /// `watch`.
     pub watch: Option<String>,
     /// `allowWatchBookmarks`.

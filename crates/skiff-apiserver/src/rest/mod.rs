@@ -4,6 +4,7 @@
 pub(crate) mod create;
 pub(crate) mod delete;
 mod fields;
+mod list_options;
 mod node_proxy;
 
 pub use node_proxy::connect;
@@ -123,7 +124,7 @@ async fn route(server: Server, method: Method, req: Request, body: Body) -> ApiR
     }
     match (method, name.as_deref(), sub.as_deref()) {
         (Method::GET, None, _) if req.query.is_watch() => watch::watch(server, req).await,
-        (Method::GET, None, _) => read::list(&server, &req),
+        (Method::GET, None, _) => read::list(&server, &req).await,
         (Method::GET, Some(n), Some("scale")) => scale::get(&server, &req, n),
         (Method::GET, Some(n), Some("log")) => node_proxy::log(&server, &req, n).await,
         (Method::GET, Some(n), _) => read::get(&server, &req, n),

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::response::Response;
-use base64::Engine;
 use http::StatusCode;
 use serde_json::{json, Value};
 use skiff_api::registry::ResourceDef;
 use skiff_api::selector::{FieldSelector, LabelSelector};
 
+use super::list_options::{self, ReadAt};
 use super::Request;
 use crate::convert;
 use crate::errors::{ApiError, ApiResult};
@@ -55,32 +55,18 @@ impl Selectors {
     }
 }
 
-/// The continue token: where the previous page ended.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct ContinueToken {
-    rv: i64,
-    start: String,
-}
-
-fn decode_continue(s: &str) -> ApiResult<ContinueToken> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s)
-        .map_err(|_| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
-    serde_json::from_slice(&bytes).map_err(|_| {
-        ApiError::bad_request(
-            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
-        )
-    })
-}
-
-fn encode_continue(t: &ContinueToken) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(serde_json::to_vec(t).unwrap_or_default())
-}
-
 /// `GET .../{name}` (and `.../{name}/status`).
 pub fn get(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response> {
     let def = req.target.def;
     let key = def.key(req.target.namespace.as_deref(), name);
+    if req.format() == Format::Json && def.storage_group.is_none() {
+        // The cached bytes are the object as served (in Go field order): no parse, no serialize.
+        let json = server
+            .cache
+            .get_raw(def, &key)
+            .ok_or_else(|| ApiError::not_found(def, name))?;
+        return Ok(output::bytes_response(StatusCode::OK, json));
+    }
     let obj = server
         .cache
         .get(def, &key)
@@ -94,26 +80,47 @@ pub fn get(server: &ApiServer, req: &Request, name: &str) -> ApiResult<Response>
     ))
 }
 
-/// `GET` of a collection.
-pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
+/// How long a LIST at a revision the cache has not reached waits for it (upstream's 3 s).
+const FRESHNESS_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// `GET` of a collection. Paged and Exact lists read one snapshot: a continue token carries the
+/// revision of its first page, and later pages are served as of it from the cache's history.
+pub async fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
     let def = req.target.def;
     let sel = Selectors::parse(req)?;
     let limit = req.query.limit()?;
+    let read = list_options::list_read(req, limit)?;
     let prefix = def.namespace_prefix(req.target.namespace.as_deref());
-    let token = match req.query.continue_.as_deref().filter(|c| !c.is_empty()) {
-        Some(c) => Some(decode_continue(c)?),
-        None => None,
-    };
-    if let Some(t) = &token {
-        if !t.start.starts_with(&prefix) {
-            return Err(ApiError::bad_request(
-                "continue key is not valid: key does not match the request",
-            ));
+    let from = read.start.as_ref().map(|s| format!("{prefix}{s}"));
+    let from = from.as_deref();
+    if let ReadAt::AtLeast(rv) | ReadAt::Exact(rv) = read.at {
+        if rv > server.cache.revision()
+            && tokio::time::timeout(FRESHNESS_WAIT, server.cache.wait_for(rv))
+                .await
+                .is_err()
+        {
+            return Err(list_options::too_large(rv, server.cache.revision()));
         }
     }
-    let (items, rev) = server
-        .cache
-        .list_raw(def, &prefix, token.as_ref().map(|t| t.start.as_str()));
+    let (items, rev) = match read.at {
+        ReadAt::Latest | ReadAt::AtLeast(_) => server.cache.list_raw(def, &prefix, from),
+        ReadAt::Exact(at) => match server.cache.list_raw_at(def, &prefix, from, at) {
+            Ok(r) => r,
+            Err(oldest) if read.continued => {
+                tracing::debug!(at, oldest, "continue token older than the history kept");
+                let start = read.start.as_deref().unwrap_or_default();
+                let body = list_options::expired_continue(start);
+                return Ok(output::bytes_response(
+                    StatusCode::GONE,
+                    skiff_api::protobuf::to_vec_ordered(&body),
+                ));
+            }
+            Err(oldest) => {
+                tracing::debug!(at, oldest, "exact list older than the history kept");
+                return Err(list_options::expired_list());
+            }
+        },
+    };
     // Objects are parsed only when something reads them: a selector, a conversion, a table.
     let shared_storage = def.storage_group.is_some();
     let parse = shared_storage || !sel.is_empty() || req.format() != Format::Json;
@@ -140,16 +147,27 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
             last_key = Some(key);
         }
     }
-    let rv = token.as_ref().map_or(rev, |t| t.rv);
-    let mut meta = json!({"resourceVersion": rv.to_string()});
+    let mut meta = ListMeta {
+        resource_version: rev.to_string(),
+        continue_: None,
+        remaining_item_count: None,
+    };
     if remaining > 0 {
-        let start = last_key.unwrap_or_default();
-        meta["continue"] = json!(encode_continue(&ContinueToken { rv, start }));
-        meta["remainingItemCount"] = json!(remaining);
+        let last = last_key.as_deref().unwrap_or_default();
+        let last = last.strip_prefix(prefix.as_str()).unwrap_or(last);
+        meta.continue_ = Some(list_options::encode_continue(last, rev));
+        meta.remaining_item_count = Some(remaining);
     }
+    let meta_value = || serde_json::to_value(&meta).unwrap_or_default();
     match req.format() {
         Format::Table(include) => {
-            let body = output::table(def, page.iter().filter_map(|(_, o)| o.as_deref()), include, meta, true);
+            let body = output::table(
+                def,
+                page.iter().filter_map(|(_, o)| o.as_deref()),
+                include,
+                meta_value(),
+                true,
+            );
             Ok(output::json_response(StatusCode::OK, &body, &[]))
         }
         Format::Metadata => {
@@ -158,14 +176,19 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
                 .filter_map(|(_, o)| o.as_deref())
                 .map(output::partial)
                 .collect();
-            let body = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
+            let body = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta_value(), "items": items});
             Ok(output::json_response(StatusCode::OK, &body, &[]))
         }
         Format::Json => {
             // Items are copied from the cache's serialized objects, not serialized again.
             let mut out = Vec::with_capacity(256 + page.len() * 2048);
-            let head = json!({"kind": def.list_kind(), "apiVersion": def.api_version(), "metadata": meta});
-            let head = serde_json::to_vec(&head).unwrap_or_default();
+            // kind, apiVersion, metadata, items: the Go order of a List.
+            let head = serde_json::to_vec(&ListHead {
+                kind: &def.list_kind(),
+                api_version: &def.api_version(),
+                metadata: &meta,
+            })
+            .unwrap_or_default();
             out.extend_from_slice(&head[..head.len() - 1]);
             out.extend_from_slice(b",\"items\":[");
             for (i, (json, obj)) in page.iter().enumerate() {
@@ -174,9 +197,7 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
                 }
                 match obj {
                     // A converted view is serialized; everything else is copied as cached.
-                    Some(obj) if shared_storage => {
-                        out.extend_from_slice(&serde_json::to_vec(&**obj).unwrap_or_default())
-                    }
+                    Some(obj) if shared_storage => out.extend_from_slice(&skiff_api::protobuf::to_vec_ordered(obj)),
                     _ => out.extend_from_slice(json),
                 }
             }
@@ -186,18 +207,22 @@ pub fn list(server: &ApiServer, req: &Request) -> ApiResult<Response> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A list's metadata, fields in Go order (ListMeta).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListMeta {
+    resource_version: String,
+    #[serde(rename = "continue", skip_serializing_if = "Option::is_none")]
+    continue_: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    remaining_item_count: Option<i64>,
+}
 
-    #[test]
-    fn continue_tokens_round_trip() {
-        let t = encode_continue(&ContinueToken {
-            rv: 7,
-            start: "/registry/core/pods/a/b".into(),
-        });
-        let d = decode_continue(&t).unwrap();
-        assert_eq!((d.rv, d.start.as_str()), (7, "/registry/core/pods/a/b"));
-        assert_eq!(decode_continue("!!").unwrap_err().code, 400);
-    }
+/// The head of a JSON list body, fields in Go order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListHead<'a> {
+    kind: &'a str,
+    api_version: &'a str,
+    metadata: &'a ListMeta,
 }

@@ -10,6 +10,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
+use skiff_api::protobuf::Ordered;
 use skiff_api::registry::ResourceDef;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -48,7 +49,7 @@ impl Encoder {
 
     fn line(&mut self, kind: &str, obj: &Value) -> Bytes {
         match self.format {
-            Format::Json => event_line(kind, obj),
+            Format::Json => event_line(kind, &Ordered::object(obj)),
             Format::Metadata => event_line(kind, &output::partial(obj)),
             Format::Table(include) => {
                 let first = !self.sent_columns;
@@ -105,7 +106,7 @@ impl Encoder {
             }
             _ => json!({"kind": self.def.kind, "apiVersion": self.def.api_version(), "metadata": meta}),
         };
-        event_line("BOOKMARK", &obj)
+        event_line("BOOKMARK", &Ordered::object(&obj))
     }
 }
 
@@ -123,7 +124,7 @@ fn event_line(kind: &str, object: &impl serde::Serialize) -> Bytes {
 }
 
 fn error_line(e: &ApiError) -> Bytes {
-    event_line("ERROR", &e.to_status())
+    event_line("ERROR", &Ordered::object(&e.to_status()))
 }
 
 fn expired(rv: i64, oldest: i64) -> ApiError {
