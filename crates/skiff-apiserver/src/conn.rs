@@ -18,6 +18,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Version};
 use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -171,7 +172,12 @@ where
             let Ok(resp) = router.oneshot(req).await;
             // A body the handler left unread (401, 413, early errors) is kept until the
             // response is sent; an HTTP/1 connection cannot be reused after it.
-            let unread = rx.try_recv().ok().filter(|b| !http_body::Body::is_end_stream(b));
+            let mut unread = rx.try_recv().ok().filter(|b| !http_body::Body::is_end_stream(b));
+            if version == Version::HTTP_2 {
+                if let Some(b) = unread.take() {
+                    unread = drain(b).await;
+                }
+            }
             let (mut parts, body) = resp.into_parts();
             if unread.is_some() && matches!(version, Version::HTTP_10 | Version::HTTP_11) {
                 parts
@@ -185,6 +191,28 @@ where
             Ok(Response::from_parts(parts, Body::new(body)))
         })
     }
+}
+
+/// Most of an unread HTTP/2 request body read (and discarded) before the response is sent.
+const DRAIN_BYTES: usize = 8 << 20;
+/// Longest an unread HTTP/2 request body is read before the response is sent.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads an unread HTTP/2 request body to its end, discarding it, so the client finishes its
+/// upload and then reads the response: answering mid-upload makes clients such as curl and
+/// Go's report the reset stream instead of the status. Bounded in bytes and time (nothing is
+/// kept, so memory stays flat); `Some` with what is left when a bound is hit.
+async fn drain(mut body: Body) -> Option<Body> {
+    let deadline = Instant::now() + DRAIN_TIME;
+    let mut read = 0usize;
+    while read < DRAIN_BYTES {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(f))) => read += f.data_ref().map_or(0, Bytes::len),
+            Ok(None) | Ok(Some(Err(_))) => return None,
+            Err(_) => break,
+        }
+    }
+    Some(body)
 }
 
 /// A response body that keeps `_keep` alive until it is done or dropped.

@@ -13,14 +13,31 @@ use kube::api::{Api, PostParams};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// TLS of the fake agent: a self-signed certificate, as a joined agent's (the API server
+/// accepts it unverified, as kube-apiserver without `--kubelet-certificate-authority`).
+fn agent_tls() -> tokio_rustls::TlsAcceptor {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+}
+
 /// A fake agent: answers any request with 101 and echoes the upgraded stream; reports the
 /// request target it saw.
 async fn fake_agent() -> (u16, tokio::sync::mpsc::Receiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let tls = agent_tls();
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
+        let tcp = tls.accept(tcp).await.unwrap();
         let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             let tx = tx.clone();
             async move {

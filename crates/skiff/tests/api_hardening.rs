@@ -414,7 +414,7 @@ fn dry_run_is_validated_and_checks_existence() {
     assert_eq!(st["reason"], "AlreadyExists");
     assert_eq!(st["message"], "configmaps \"there\" already exists");
     let out = s.fails(&["create", "configmap", "there", "--dry-run=server"]);
-    assert_contains(&out, "AlreadyExists");
+    assert_contains(&out, r#"configmaps "there" already exists"#);
 
     let (code, text) = post("?dryRun=All", "fresh");
     assert_eq!(code, 201, "{text}");
