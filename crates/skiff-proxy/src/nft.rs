@@ -564,17 +564,7 @@ mod tests {
         q.node_port = Some(30081);
         let empty = port("none", &[]);
         for ports in [vec![p, q, empty], vec![]] {
-            let text = ruleset(&ports, &nodes(), &opts());
-            let mut child = std::process::Command::new("nft")
-                .args(["-c", "-f", "-"])
-                .stdin(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("nft (Debian package nftables) is installed");
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+            nft_check(&ruleset(&ports, &nodes(), &opts()));
         }
     }
 }
